@@ -1,0 +1,157 @@
+"""The database schema (SQLAlchemy Core). Alembic migrations create and upgrade it.
+
+Tables:
+  notes          one row per markdown file ever seen (deleted_at set when gone)
+  links          one row per normalized URL; its latest verdict and health (a cache
+                 of the checks table, always derivable from it)
+  occurrences    link x note x line x col: where each link is cited
+  runs           one row per audit or daemon batch, with its counts
+  checks         one row per probe: the history that health is derived from
+  snapshots      archived copies (Wayback captures, local WARC records)
+  archive_jobs   the archive queue: survives restarts, nothing submitted twice
+  leases         named leases with expiry (one daemon per database)
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON, BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData,
+    String, Table, Text, UniqueConstraint,
+)
+
+__all__ = ["metadata", "notes", "links", "occurrences", "runs", "checks", "snapshots",
+           "archive_jobs", "leases"]
+
+# Naming convention so that Alembic migrations get stable constraint names on
+# both SQLite (batch mode) and PostgreSQL.
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+TS = DateTime(timezone=True)
+
+notes = Table(
+    "notes", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("path", Text, nullable=False, unique=True),
+    Column("sha256", String(64), nullable=False),
+    Column("mtime", Float, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("seen_at", TS, nullable=False),
+    Column("deleted_at", TS),
+)
+
+links = Table(
+    "links", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("url", Text, nullable=False, unique=True),        # normalized key
+    Column("display_url", Text, nullable=False),             # as first written
+    Column("host", Text, nullable=False, index=True),
+    Column("active", Boolean, nullable=False, default=True),  # cited by at least one note
+    Column("at_risk", Boolean, nullable=False, default=False),
+    Column("status", String(16)),                            # latest check's status
+    Column("health", String(16), nullable=False, default="unknown"),
+    Column("http_status", Integer),
+    Column("final_url", Text),
+    Column("title", Text),
+    Column("error", Text),
+    Column("latency_ms", Integer),
+    Column("checked_at", TS),
+    Column("first_failing_at", TS),    # start of the current failing streak
+    Column("dead_since", TS),
+    Column("revived_at", TS),          # last time a dead link came back
+    Column("next_check_at", TS, index=True),
+    Column("created_at", TS, nullable=False),
+)
+
+occurrences = Table(
+    "occurrences", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("link_id", Integer, ForeignKey("links.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("note_id", Integer, ForeignKey("notes.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("line", Integer, nullable=False),
+    Column("col", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("in_code", Boolean, nullable=False, default=False),
+    Column("written", Text, nullable=False),                 # the URL exactly as in the note
+    UniqueConstraint("note_id", "line", "col", name="uq_occurrences_place"),
+)
+
+runs = Table(
+    "runs", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),              # audit | daemon | archive
+    Column("state", String(16), nullable=False),             # running | done | interrupted | failed
+    Column("started_at", TS, nullable=False),
+    Column("finished_at", TS),
+    Column("notes_scanned", Integer, nullable=False, default=0),
+    Column("notes_skipped", Integer, nullable=False, default=0),
+    Column("links_total", Integer, nullable=False, default=0),
+    Column("links_checked", Integer, nullable=False, default=0),
+    Column("counts", JSON),                                  # {"status": {...}, "health": {...}}
+    Column("message", Text),
+)
+
+checks = Table(
+    "checks", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("probe_id", String(36), nullable=False, unique=True),  # idempotency key of one probe
+    Column("link_id", Integer, ForeignKey("links.id", ondelete="CASCADE"), nullable=False),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="SET NULL")),
+    Column("checked_at", TS, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("cause", String(32)),
+    Column("http_status", Integer),
+    Column("final_url", Text),
+    Column("title", Text),
+    Column("error", Text),
+    Column("rule", Text),
+    Column("latency_ms", Integer),
+    Column("elapsed_ms", Integer),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("method", String(8)),
+    Column("redirects", JSON),                               # [{"url", "status"}, ...]
+    Index("ix_checks_link_time", "link_id", "checked_at"),
+)
+
+snapshots = Table(
+    "snapshots", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("link_id", Integer, ForeignKey("links.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("service", String(16), nullable=False),           # wayback | local
+    Column("archive_url", Text),                             # wayback URL, or local readable copy path
+    Column("local_path", Text),                              # WARC file for local copies
+    Column("warc_offset", BigInteger),
+    Column("digest", String(80)),                            # payload digest (dedup of local copies)
+    Column("captured_at", TS, nullable=False),
+    Column("http_status", Integer),
+    Column("created_at", TS, nullable=False),
+)
+
+archive_jobs = Table(
+    "archive_jobs", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("link_id", Integer, ForeignKey("links.id", ondelete="CASCADE"), nullable=False),
+    Column("service", String(16), nullable=False),
+    Column("action", String(8), nullable=False),             # save | lookup
+    Column("state", String(16), nullable=False),             # pending | submitted | done | failed | not-archivable
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_try_at", TS),
+    Column("external_id", Text),                             # e.g. the SPN2 job_id while submitted
+    Column("last_error", Text),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_archive_jobs_state", "state", "next_try_at"),
+    UniqueConstraint("link_id", "service", "action", name="uq_archive_jobs_link_service_action"),
+)
+
+leases = Table(
+    "leases", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("expires_at", TS, nullable=False),
+)
