@@ -14,7 +14,8 @@ from pathlib import Path
 
 __all__ = [
     "Kind", "Status", "Health", "Cause", "FAILING_STATUSES",
-    "Note", "Reference", "Target", "Hop", "Probe", "Verdict", "CheckResult",
+    "Note", "Reference", "Target", "Hop", "Probe", "Verdict", "CheckResult", "HostPolicy",
+    "HealthState",
 ]
 
 
@@ -187,3 +188,23 @@ class CheckResult:
     verdict: Verdict
     checked_at: datetime
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class HostPolicy:
+    """Per-host overrides that site rules give the probe engine (None: use settings)."""
+
+    per_host: int | None = None
+    interval: float | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HealthState:
+    """A link's health and the facts its next transition needs (kept on the link row)."""
+
+    health: Health = Health.UNKNOWN
+    fail_streak: int = 0                       # failing checks since the last good one (blocked not counted)
+    first_failing_at: datetime | None = None   # first failing check of the current streak
+    dead_since: datetime | None = None
+    revived_at: datetime | None = None

@@ -61,6 +61,7 @@ links = Table(
     Column("error", Text),
     Column("latency_ms", Integer),
     Column("checked_at", TS),
+    Column("fail_streak", Integer, nullable=False, default=0),  # failing checks since last good
     Column("first_failing_at", TS),    # start of the current failing streak
     Column("dead_since", TS),
     Column("revived_at", TS),          # last time a dead link came back
