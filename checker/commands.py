@@ -1,0 +1,217 @@
+"""What each CLI command does, apart from argument parsing: open the store, run the
+pipeline, print to the terminal (rich), return an exit code. No click here."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+    TimeRemainingColumn
+from rich.table import Table
+
+from .models import CheckResult
+from .pipeline import AuditOutcome, run_audit
+from .settings import Settings
+
+__all__ = ["run_audit_command", "run_report_command", "run_archive_command", "run_archive_show",
+           "run_fix_command"]
+
+EXIT_OK, EXIT_FAILING = 0, 1
+
+
+class _Bar:
+    """The rich progress bar on stderr, shown only when stderr is a terminal."""
+
+    def __init__(self, console: Console, label: str) -> None:
+        self.console = console
+        self.label = label
+        self.progress: Progress | None = None
+        self.task = None
+
+    def start(self, total: int) -> None:
+        if not self.console.is_terminal:
+            return
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), console=self.console,
+                                 transient=True)
+        self.progress.start()
+        self.task = self.progress.add_task(self.label, total=total)
+
+    def advance(self, result: CheckResult | None = None) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.task)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def _open_store(settings: Settings):
+    from .store import Store
+    return Store.open(settings.db_url)
+
+
+def run_audit_command(settings: Settings, paths: Sequence[str], *, fmt: str, output: str | None,
+                      archive: bool) -> int:
+    """`linkhealth audit`: check, write the report(s), print the summary, return the exit code."""
+    err = Console(stderr=True)
+    bar = _Bar(err, "checking")
+
+    async def main() -> AuditOutcome:
+        store = await _open_store(settings)
+        try:
+            outcome = await run_audit(store, settings, paths, progress=bar, archive=archive)
+            bar.stop()
+            await _write_outputs(store, settings, fmt, output)
+            return outcome
+        finally:
+            bar.stop()
+            await store.close()
+
+    outcome = asyncio.run(main())
+    for skipped in outcome.scan.notes_skipped:
+        err.print(f"[yellow]warning[/]: skipped {skipped.path}: {skipped.reason}", highlight=False)
+    if fmt == "text":
+        out = Console(file=open(output, "w", encoding="utf-8") if output else sys.stdout,
+                      width=None if not output else 120)
+        _print_summary(out, outcome, settings)
+    return EXIT_FAILING if outcome.exit_failing(settings.check.fail_on) else EXIT_OK
+
+
+async def _write_outputs(store, settings: Settings, fmt: str, output: str | None) -> None:
+    """The HTML report always goes to its path; the requested format to -o or stdout."""
+    from .report import build_report, render, write_report
+    model = await build_report(store, settings=settings)
+    write_report(model, "html", settings.report_path)
+    if fmt == "text":
+        return
+    if output:
+        write_report(model, fmt, Path(output))
+    else:
+        sys.stdout.write(render(model, fmt))
+        sys.stdout.flush()
+
+
+def _print_summary(console: Console, outcome: AuditOutcome, settings: Settings) -> None:
+    """Counts by status and health, then the failing links with note:line."""
+    scan = outcome.scan
+    console.print(f"[bold]linkhealth audit[/]: {scan.notes_scanned} notes, {scan.references} references, "
+                  f"{scan.targets} unique links; {outcome.check.checked} checked"
+                  + (f", {outcome.check.cached} fresh from cache" if outcome.check.cached else "")
+                  + (f"; {len(scan.notes_skipped)} notes skipped" if scan.notes_skipped else ""),
+                  highlight=False)
+    table = Table(title=None, show_edge=False)
+    table.add_column("status")
+    table.add_column("links", justify="right")
+    for status, count in sorted(outcome.statuses.items(), key=lambda kv: (-kv[1], kv[0])):
+        table.add_row(status, str(count))
+    health = Table(show_edge=False)
+    health.add_column("health")
+    health.add_column("links", justify="right")
+    for name, count in sorted(outcome.healths.items(), key=lambda kv: (-kv[1], kv[0])):
+        health.add_row(name, str(count))
+    console.print(table)
+    console.print(health)
+    if outcome.failing:
+        console.print(f"\n[bold red]{len(outcome.failing)} failing links[/]")
+        for link in outcome.failing:
+            places = ", ".join(f"{o['file']}:{o['line']}" for o in link["occurrences"][:3]) or "-"
+            detail = link.get("error") or (f"HTTP {link['http_status']}" if link.get("http_status") else "")
+            console.print(f"  {places}  [red]{link['status']}[/] ({link['health']})  {link['url']}"
+                          + (f"  [dim]{detail}[/]" if detail else ""), highlight=False, soft_wrap=True)
+    console.print(f"\nreport: {settings.report_path}", highlight=False)
+    if outcome.interrupted:
+        console.print("[yellow]interrupted[/]: the checks done so far are saved", highlight=False)
+
+
+def run_report_command(settings: Settings, *, fmt: str, output: str | None) -> None:
+    """`linkhealth report`: render the report from the database alone."""
+    from .report import build_report, render, write_report
+
+    async def main() -> None:
+        store = await _open_store(settings)
+        try:
+            model = await build_report(store, settings=settings)
+        finally:
+            await store.close()
+        if output:
+            write_report(model, fmt, Path(output))
+        elif fmt == "html":
+            write_report(model, fmt, settings.report_path)
+            print(f"report: {settings.report_path}", file=sys.stderr)
+        else:
+            sys.stdout.write(render(model, fmt))
+
+    asyncio.run(main())
+
+
+def run_archive_command(settings: Settings, *, dry_run: bool, limit: int | None) -> None:
+    """`linkhealth archive`: plan and run the archive queue once."""
+    from .archive import plan_archive, run_archive
+    from .pipeline import utcnow
+    err = Console(stderr=True)
+
+    async def main():
+        store = await _open_store(settings)
+        try:
+            plan = await plan_archive(store, settings, utcnow())
+            summary = await run_archive(store, settings, now_fn=utcnow, limit=limit, dry_run=dry_run)
+            return plan, summary
+        finally:
+            await store.close()
+
+    plan, summary = asyncio.run(main())
+    err.print(f"archive plan: {plan}", highlight=False)
+    Console().print(f"archive: {summary}", highlight=False)
+
+
+def run_archive_show(settings: Settings, url: str) -> int:
+    """`linkhealth archive show URL`: where the copies of URL are."""
+    from .archive import show_snapshots
+
+    async def main():
+        store = await _open_store(settings)
+        try:
+            return await show_snapshots(store, url)
+        finally:
+            await store.close()
+
+    snaps = asyncio.run(main())
+    console = Console()
+    if not snaps:
+        console.print(f"no copy of {url} is known", highlight=False)
+        return EXIT_FAILING
+    for snap in snaps:
+        console.print(str(snap), highlight=False)
+    return EXIT_OK
+
+
+def run_fix_command(settings: Settings, paths: Sequence[str], *, apply: bool) -> int:
+    """`linkhealth fix`: point dead links to their archived copies."""
+    from .fix import plan_fixes, apply_fixes
+    console = Console()
+
+    async def main():
+        store = await _open_store(settings)
+        try:
+            return await plan_fixes(store, settings, paths)
+        finally:
+            await store.close()
+
+    fixes = asyncio.run(main())
+    if not fixes:
+        console.print("nothing to fix: no dead link with an archived copy", highlight=False)
+        return EXIT_OK
+    for fix in fixes:
+        console.print(f"{fix.file}:{fix.line}: {fix.old} -> {fix.new}", highlight=False, soft_wrap=True)
+    if apply:
+        changed = apply_fixes(fixes)
+        console.print(f"rewrote {len(fixes)} links in {changed} notes", highlight=False)
+    else:
+        console.print(f"{len(fixes)} links would change; run with --apply to rewrite", highlight=False)
+    return EXIT_OK

@@ -1,0 +1,320 @@
+"""The pipeline: the stages of DESIGN.md wired together. The CLI and the daemon call these.
+
+scan_stage   notes on disk -> Note/Reference/Target -> store (notes, occurrences, links)
+check_stage  targets (given, or due from the store) -> Prober -> classify -> health -> store
+report_stage store -> report model -> HTML file
+run_audit    one-off: scan, check, optionally archive, report
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Protocol, Sequence
+
+from .classify import classify
+from .extract import extract
+from .health import next_check_at, next_health
+from .models import (
+    FAILING_STATUSES, CheckResult, Health, HealthState, Kind, Probe, Reference, Status, Target,
+)
+from .notes import ScanResult, Skipped, read_note, scan
+from .probe import Prober
+from .rules import RuleSet, load_rules
+from .settings import Settings
+from .targets import to_target
+
+__all__ = [
+    "Collection", "ScanOutcome", "CheckOutcome", "AuditOutcome", "Progress",
+    "collect", "scan_stage", "check_stage", "report_stage", "run_audit", "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+class Progress(Protocol):
+    """What the stages report progress to (the CLI's progress bar, or nothing)."""
+
+    def start(self, total: int) -> None: ...
+    def advance(self, result: CheckResult) -> None: ...
+
+
+@dataclass(frozen=True)
+class Collection:
+    """Everything found in the notes: which notes, and each reference with its target."""
+
+    notes: tuple
+    skipped: tuple[Skipped, ...]
+    refs: Mapping[str, Sequence[tuple[Reference, Target]]]     # note path -> references
+
+    @property
+    def targets(self) -> dict[str, Target]:
+        """One target per normalized URL (one check per unique URL)."""
+        out: dict[str, Target] = {}
+        for pairs in self.refs.values():
+            for _, target in pairs:
+                out.setdefault(target.url, target)
+        return out
+
+    @property
+    def reference_count(self) -> int:
+        """How many references were found in all notes."""
+        return sum(len(pairs) for pairs in self.refs.values())
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    """What a scan found and what it changed in the store."""
+
+    notes_scanned: int
+    notes_skipped: tuple[Skipped, ...]
+    references: int
+    targets: int
+    sync: object = None        # the store's SyncStats
+
+
+@dataclass
+class CheckOutcome:
+    """Counts of one check stage."""
+
+    checked: int = 0
+    cached: int = 0
+    by_status: Counter = field(default_factory=Counter)
+    interrupted: bool = False
+
+
+@dataclass
+class AuditOutcome:
+    """The result of ``run_audit``: what the CLI needs to report and exit."""
+
+    run_id: int
+    scan: ScanOutcome
+    check: CheckOutcome
+    failing: list[dict]                # links whose status or health fails, with occurrences
+    statuses: Counter
+    healths: Counter
+    archive: object = None
+    interrupted: bool = False
+
+    def exit_failing(self, fail_on: str) -> list[dict]:
+        """The failing links that make the run fail under ``--fail-on``."""
+        if fail_on == "never":
+            return []
+        if fail_on == "dead":
+            return [f for f in self.failing if f["health"] == Health.DEAD.value]
+        return [f for f in self.failing if f["status"] in _FAILING_WORDS]
+
+
+_FAILING_WORDS = frozenset(s.value for s in FAILING_STATUSES)
+
+
+def collect(settings: Settings, paths: Sequence[str]) -> Collection:
+    """Scan the notes and extract every reference with its target (pure, synchronous)."""
+    found: ScanResult = scan(paths, settings.notes)
+    refs: dict[str, list[tuple[Reference, Target]]] = {}
+    include_code = settings.notes.include_code
+    for note in found.notes:
+        text = read_note(note)
+        pairs = []
+        for ref in extract(text, note.path, bare_www=settings.notes.bare_www):
+            if ref.in_code and not include_code:
+                continue
+            pairs.append((ref, to_target(ref, settings, note_path=note.abspath)))
+        refs[note.path] = pairs
+    return Collection(notes=found.notes, skipped=found.skipped, refs=refs)
+
+
+async def scan_stage(store, settings: Settings, rules: RuleSet, *, paths: Sequence[str] | None = None,
+                     now: datetime | None = None) -> ScanOutcome:
+    """Rescan the notes, store notes, occurrences and links; mark at-risk links."""
+    outcome, _ = await _scan(store, settings, rules, paths=paths, now=now)
+    return outcome
+
+
+async def _scan(store, settings: Settings, rules: RuleSet, *, paths: Sequence[str] | None,
+                now: datetime | None) -> tuple[ScanOutcome, Collection]:
+    roots = list(paths or settings.notes.paths)
+    collection = await asyncio.to_thread(collect, settings, roots)
+    now = now or utcnow()
+    sync = await store.sync_notes(collection.notes, collection.refs, roots=_root_prefixes(roots), now=now)
+    targets = collection.targets
+    await store.set_at_risk({url: rules.at_risk(url) for url in targets})
+    outcome = ScanOutcome(notes_scanned=len(collection.notes), notes_skipped=collection.skipped,
+                          references=collection.reference_count, targets=len(targets), sync=sync)
+    return outcome, collection
+
+
+def _root_prefixes(roots: Sequence[str]) -> list[str]:
+    """Scan roots written the way Note.path is written (relative to the cwd, POSIX)."""
+    out = []
+    cwd = Path.cwd().resolve()
+    for root in roots:
+        path = Path(root).resolve()
+        try:
+            out.append(path.relative_to(cwd).as_posix())
+        except ValueError:
+            out.append(path.as_posix())
+    return out
+
+
+async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int | None,
+                      targets: Iterable[Target] | None = None, limit: int | None = None,
+                      progress: Progress | None = None, stop: asyncio.Event | None = None,
+                      now_fn: Callable[[], datetime] = utcnow) -> CheckOutcome:
+    """Check targets (or the links due in the store), record checks and health."""
+    if targets is None:
+        due = await store.due_links(now_fn(), limit=limit)
+        targets = [_target_from_state(state, settings) for state in due]
+    targets = list(targets)
+    states = await store.link_states([t.url for t in targets])
+    outcome = CheckOutcome()
+    todo = _plan(targets, states, settings, now_fn(), outcome)
+    if progress:
+        progress.start(len(todo))
+    rng = random.Random()
+
+    async def sink(target: Target, probe: Probe) -> None:
+        verdict = classify(target, probe, rules)
+        checked_at = now_fn()
+        result = CheckResult(target=target, probe=probe, verdict=verdict, checked_at=checked_at)
+        prev = states[target.url].health_state if target.url in states else HealthState()
+        state = next_health(prev, verdict.status, checked_at, settings.health)
+        due_at = next_check_at(state, verdict.status, checked_at, settings.health, rng)
+        store.record(run_id, result, state, due_at, probe_id=str(uuid.uuid4()))
+        outcome.checked += 1
+        outcome.by_status[verdict.status] += 1
+        if progress:
+            progress.advance(result)
+
+    skipped = [t for t in todo if t.skip is not None]
+    fetched = [t for t in todo if t.skip is None]
+    try:
+        for target in skipped:
+            await sink(target, Probe(url=target.url, cause=target.skip, error=target.skip_detail,
+                                     attempts=0, started_at=now_fn()))
+        async with Prober(settings, host_policy=rules.host_policy) as prober:
+            await _run_until_stopped(prober.run(fetched, sink), stop, outcome)
+    finally:
+        await store.flush()
+    return outcome
+
+
+async def _run_until_stopped(work, stop: asyncio.Event | None, outcome: CheckOutcome) -> None:
+    """Run the probe loop; when ``stop`` is set, cancel it (in-flight work ends, no new work)."""
+    task = asyncio.ensure_future(work)
+    if stop is None:
+        await task
+        return
+    waiter = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if task not in done:
+        outcome.interrupted = True
+        task.cancel()
+    waiter.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not outcome.interrupted:
+            raise
+
+
+def _plan(targets: Sequence[Target], states: Mapping, settings: Settings, now: datetime,
+          outcome: CheckOutcome) -> list[Target]:
+    """Drop targets checked within --recheck-after; a past failure is never served from cache."""
+    window = settings.check.recheck_after
+    if not window:
+        return list(targets)
+    cutoff = now - timedelta(seconds=window)
+    todo = []
+    for target in targets:
+        state = states.get(target.url)
+        fresh = state is not None and state.checked_at is not None and state.checked_at >= cutoff
+        if fresh and state.status and Status(state.status) not in FAILING_STATUSES:
+            outcome.cached += 1
+            continue
+        todo.append(target)
+    return todo
+
+
+def _target_from_state(state, settings: Settings) -> Target:
+    """Rebuild a link's Target from its stored URL (the filter rules may have changed)."""
+    ref = Reference(file="", line=0, col=0, url=state.display_url, kind=Kind.BARE)
+    target = to_target(ref, settings, note_path=None)
+    if target.url != state.url:   # keep the stored key: it is what the rows hang on
+        target = Target(url=state.url, display_url=state.display_url, host=state.host,
+                        skip=target.skip, skip_detail=target.skip_detail)
+    return target
+
+
+async def report_stage(store, settings: Settings, fmt: str = "html", path: Path | None = None) -> Path:
+    """Regenerate the report from the database and write it atomically."""
+    from .report import build_report, write_report
+    model = await build_report(store, settings=settings)
+    path = Path(path or settings.report_path)
+    write_report(model, fmt, path)
+    return path
+
+
+async def run_audit(store, settings: Settings, paths: Sequence[str], *,
+                    progress: Progress | None = None, archive: bool = False,
+                    archive_progress=None) -> AuditOutcome:
+    """One-off audit: scan, check every cited link (or the stale ones), archive, summarise."""
+    rules = load_rules(settings.health)
+    now = utcnow()
+    run_id = await store.start_run("audit", now)
+    scan_outcome, collection = await _scan(store, settings, rules, paths=paths, now=now)
+    targets = collection.targets
+    check = CheckOutcome()
+    state = "done"
+    try:
+        check = await check_stage(store, settings, rules, run_id=run_id, targets=targets.values(),
+                                  progress=progress)
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        state = "interrupted"
+        raise
+    finally:
+        outcome = await _summarise(store, settings, run_id, scan_outcome, check, targets, collection)
+        outcome.interrupted = state == "interrupted"
+        await store.finish_run(run_id, state=state, now=utcnow(), notes_scanned=scan_outcome.notes_scanned,
+                               notes_skipped=len(scan_outcome.notes_skipped), links_total=len(targets),
+                               links_checked=check.checked,
+                               counts={"status": dict(outcome.statuses), "health": dict(outcome.healths)})
+    if archive:
+        from .archive import plan_archive, run_archive
+        await plan_archive(store, settings, utcnow())
+        outcome.archive = await run_archive(store, settings, now_fn=utcnow, progress=archive_progress)
+    return outcome
+
+
+async def _summarise(store, settings: Settings, run_id: int, scan_outcome: ScanOutcome,
+                     check: CheckOutcome, targets: Mapping[str, Target],
+                     collection: Collection) -> AuditOutcome:
+    """Counts by status and health over this audit's links, and the failing ones."""
+    states = await store.link_states(list(targets))
+    statuses: Counter = Counter()
+    healths: Counter = Counter()
+    where: dict[str, list[dict]] = {}
+    for note, pairs in collection.refs.items():
+        for ref, target in pairs:
+            where.setdefault(target.url, []).append({"file": ref.file, "line": ref.line})
+    failing = []
+    for url, state in states.items():
+        statuses[state.status or "unchecked"] += 1
+        healths[str(state.health_state.health)] += 1
+        if (state.status in _FAILING_WORDS) or state.health_state.health == Health.DEAD:
+            failing.append({"url": state.display_url, "status": state.status, "health":
+                            str(state.health_state.health), "error": getattr(state, "error", None),
+                            "http_status": getattr(state, "http_status", None),
+                            "occurrences": where.get(url, [])})
+    failing.sort(key=lambda f: (f["occurrences"][0]["file"], f["occurrences"][0]["line"])
+                 if f["occurrences"] else ("", 0))
+    return AuditOutcome(run_id=run_id, scan=scan_outcome, check=check, failing=failing,
+                        statuses=statuses, healths=healths)
