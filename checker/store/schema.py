@@ -14,12 +14,16 @@ Tables:
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+from typing import Any
+
 from sqlalchemy import (
     JSON, BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData,
     String, Table, Text, UniqueConstraint,
 )
+from sqlalchemy.types import TypeDecorator
 
-__all__ = ["metadata", "notes", "links", "occurrences", "runs", "checks", "snapshots",
+__all__ = ["UTCDateTime", "to_utc", "metadata", "notes", "links", "occurrences", "runs", "checks", "snapshots",
            "archive_jobs", "leases"]
 
 # Naming convention so that Alembic migrations get stable constraint names on
@@ -32,7 +36,37 @@ metadata = MetaData(naming_convention={
     "pk": "pk_%(table_name)s",
 })
 
-TS = DateTime(timezone=True)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC datetime on every dialect.
+
+    SQLite has no time zone type: SQLAlchemy stores the wall-clock digits and
+    drops ``tzinfo`` (and returns naive values), so values are converted to UTC
+    before binding and marked UTC when read. A naive value is taken as UTC.
+    PostgreSQL's ``timestamptz`` round-trips aware values as they are.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> datetime | None:
+        """Convert to aware UTC before binding."""
+        return to_utc(value) if value is not None else None
+
+    def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
+        """Mark naive values (SQLite) as UTC; convert aware ones to UTC."""
+        return to_utc(value) if value is not None else None
+
+
+def to_utc(value: datetime) -> datetime:
+    """The same instant as an aware UTC datetime (a naive value is taken as UTC)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+TS = UTCDateTime()
 
 notes = Table(
     "notes", metadata,
