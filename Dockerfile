@@ -1,0 +1,24 @@
+# linkhealth: the daemon by default, with the database, archive and report under /data.
+#   docker build -t linkhealth .
+#   docker run -v "$PWD/notes:/notes:ro" -v lh-data:/data -p 8787:8787 linkhealth daemon /notes --listen 0.0.0.0:8787
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
+    LINKHEALTH_DATA_DIR=/data
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY checker ./checker
+COPY config ./config
+RUN pip install --no-cache-dir . \
+ && useradd --create-home --uid 10001 linkhealth \
+ && mkdir -p /data && chown linkhealth:linkhealth /data
+
+USER linkhealth
+VOLUME ["/data"]
+EXPOSE 8787
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD python -c "import os,urllib.request,sys; t=os.environ.get('LINKHEALTH_DAEMON_TOKEN'); r=urllib.request.Request('http://127.0.0.1:8787/healthz', headers={'Authorization': 'Bearer '+t} if t else {}); sys.exit(0 if urllib.request.urlopen(r, timeout=4).status==200 else 1)"
+
+ENTRYPOINT ["linkhealth"]
+CMD ["daemon", "/notes", "--config", "/app/config/linkhealth.toml"]
