@@ -1,0 +1,451 @@
+"""The daemon: rescan, recheck when due, archive, report, and serve it all (``linkhealth daemon``).
+
+Jobs (APScheduler 3 ``AsyncIOScheduler``, on the event loop of the aiohttp client):
+
+    scan     every daemon.scan_interval      notes new/changed/deleted -> occurrences, links.active
+    check    every daemon.check_interval     the due links (links.next_check_at), batch_size at a time
+    archive  every daemon.archive_interval   plan_archive + run_archive (when checker.archive exists)
+    report   after each batch that changed something (woken), else every check_interval if dirty
+
+Every job has max_instances=1 and coalesce=True: a job never overlaps itself, and runs
+missed during a sleep or while the process was down run once, not N times.
+
+No APScheduler job store: the job state is derived from the database alone. What is
+due is links.next_check_at, what changed is the notes' sha256, what to archive is the
+archive_jobs queue. A restart therefore resumes exactly where the data says, and
+APScheduler 3's SQLAlchemyJobStore (synchronous: it would need a second, sync driver
+for PostgreSQL, and it pickles callables tied to one code version) is not needed.
+
+One daemon per database: a row lease named "daemon" (Store.acquire_lease) renewed
+every lock_ttl/3; a second daemon waits in standby until the lease expires. SIGTERM or
+SIGINT stops new work, lets in-flight jobs finish within grace_period, flushes the
+writer, releases the lease and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable, Sequence
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from .errors import LinkhealthError
+from .logs import configure_logging, log_event
+from .settings import Settings
+from .store import daemonquery
+from .web import Metrics, check_exposure, create_app, parse_listen, start_web
+
+__all__ = ["run_daemon", "Daemon", "LEASE_NAME"]
+
+LEASE_NAME = "daemon"
+log = logging.getLogger("linkhealth.daemon")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+async def run_daemon(settings: Settings, *, paths: Sequence[str] | None = None) -> int:
+    """Run the daemon until SIGTERM/SIGINT; returns the exit code (0 after a clean stop)."""
+    configure_logging(settings.daemon.log_format, settings.daemon.log_level,
+                      secrets=(settings.daemon.token,))
+    return await Daemon(settings, paths=paths).run()
+
+
+class _MetricsProgress:
+    """The check stage's progress sink: feeds the metrics (checks done, latency)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def start(self, total: int) -> None:
+        """Nothing to do at the start of a batch."""
+
+    def advance(self, result: Any) -> None:
+        """Count one finished check."""
+        self.metrics.observe_check(str(result.verdict.status), result.probe.latency_ms)
+
+
+class Daemon:
+    """One daemon process: lease, scheduler, jobs and web server over one Store."""
+
+    def __init__(self, settings: Settings, *, paths: Sequence[str] | None = None,
+                 owner: str | None = None) -> None:
+        self.settings = settings
+        self.paths = list(paths) if paths else None
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.metrics = Metrics()
+        self.state = "starting"
+        self.exit_code = 0
+        self.store: Any = None
+        self.rules: Any = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self.lease_held = False
+        self.report_dirty = True           # write a report at start when none exists
+        self._stopping = asyncio.Event()   # a signal arrived, or the lease was lost
+        self._stop_work = asyncio.Event()  # check_stage: start no new probes
+        self._running: dict[str, asyncio.Task] = {}
+        self._signals = 0
+
+    # -- life cycle ---------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Start everything, wait for a stop request, stop gracefully; the exit code."""
+        d = self.settings.daemon
+        host, port = parse_listen(d.listen)
+        auth = check_exposure(host, d.token)   # refuses a public address without a token
+        from .rules import load_rules
+        from .store import Store
+        self.rules = load_rules(self.settings.health)
+        self.store = await Store.open(self.settings.db_url)
+        loop = asyncio.get_running_loop()
+        self._install_signals(loop)
+        runner = None
+        renewer: asyncio.Task | None = None
+        try:
+            app = create_app(self.store, self.settings, metrics=self.metrics, state=self.status,
+                             lease_held=lambda: self.lease_held)
+            runner, bound = await start_web(app, host, port)
+            log_event(log, "web.listen", host=host or "*", port=bound, token_required=auth,
+                      loopback_only=not auth or host in ("127.0.0.1", "::1", "localhost"))
+            if not await self._acquire_lease():
+                return self.exit_code
+            renewer = asyncio.create_task(self._renew_lease(), name="lease-renewer")
+            stale = await daemonquery.interrupt_stale_runs(self.store, "daemon", utcnow())
+            if stale:
+                log_event(log, "runs.interrupted_previous", count=stale)
+            self._start_scheduler()
+            self.state = "running"
+            log_event(log, "daemon.started", owner=self.owner, db=_mask(self.settings.db_url),
+                      paths=",".join(self.paths or self.settings.notes.paths) or "-")
+            await self._stopping.wait()
+        finally:
+            await self._shutdown(runner, renewer)
+        return self.exit_code
+
+    def status(self) -> str:
+        """starting, standby, running or stopping (running only while the scheduler runs)."""
+        if self.state == "running" and not (self.scheduler and self.scheduler.running):
+            return "stopped"
+        return self.state
+
+    def request_stop(self, reason: str = "signal", exit_code: int = 0) -> None:
+        """Stop taking new work; the run loop then shuts down gracefully."""
+        if exit_code:
+            self.exit_code = exit_code
+        if not self._stopping.is_set():
+            log_event(log, "daemon.stopping", reason=reason, grace_period=self.settings.daemon.grace_period)
+        self._stopping.set()
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        def on_signal(signame: str) -> None:
+            self._signals += 1
+            if self._signals > 1:   # a second signal: do not wait for in-flight work
+                log_event(log, "daemon.force_stop", signal=signame, level=logging.WARNING)
+                for task in list(self._running.values()):
+                    task.cancel()
+            self.request_stop(signame)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, on_signal, sig.name)
+            except (NotImplementedError, RuntimeError):  # not the main thread (tests), or Windows
+                pass
+
+    async def _shutdown(self, runner: Any, renewer: asyncio.Task | None) -> None:
+        self.state = "stopping"
+        self._stopping.set()
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.pause()          # no new job starts from here on
+        self._stop_work.set()               # check_stage starts no new probe
+        await self._drain(self.settings.daemon.grace_period)
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if renewer is not None:
+            renewer.cancel()
+            await asyncio.gather(renewer, return_exceptions=True)
+        if self.store is not None:
+            await _quietly(self.store.flush(), "store.flush")
+            if self.lease_held:
+                await _quietly(self.store.release_lease(LEASE_NAME, self.owner), "lease.release")
+                self.lease_held = False
+                log_event(log, "lease.released", owner=self.owner)
+        if runner is not None:
+            await runner.cleanup()
+        if self.store is not None:
+            await _quietly(self.store.close(), "store.close")
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                asyncio.get_running_loop().remove_signal_handler(sig)
+            except (NotImplementedError, RuntimeError):
+                pass
+        log_event(log, "daemon.stopped", exit_code=self.exit_code)
+
+    async def _drain(self, grace: float) -> None:
+        """Wait for running jobs up to ``grace`` seconds, then cancel what is left."""
+        tasks = [t for t in self._running.values() if not t.done()]
+        if not tasks:
+            return
+        log_event(log, "daemon.draining", jobs=",".join(sorted(self._running)), grace_period=grace)
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log_event(log, "daemon.grace_expired", cancelled=len(pending), level=logging.WARNING)
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    # -- the lease ----------------------------------------------------------------
+
+    async def _acquire_lease(self) -> bool:
+        """Take the lease, or wait in standby until it frees or a stop is requested."""
+        ttl = self.settings.daemon.lock_ttl
+        waited = False
+        while not self._stopping.is_set():
+            try:
+                if await self.store.acquire_lease(LEASE_NAME, self.owner, ttl, utcnow()):
+                    self.lease_held = True
+                    self._lease_renewed = time.monotonic()
+                    log_event(log, "lease.acquired", owner=self.owner, ttl=ttl, after_standby=waited)
+                    return True
+            except Exception as exc:  # the database is down: keep trying, the lease is not ours
+                log_event(log, "lease.error", error=str(exc), level=logging.WARNING)
+            if not waited:
+                self.state = "standby"
+                log_event(log, "lease.standby", owner=self.owner,
+                          reason="another daemon holds the lease on this database; waiting for it to expire")
+                waited = True
+            await self._sleep(min(max(ttl / 4, 0.2), 5.0))
+        return False
+
+    async def _renew_lease(self) -> None:
+        """Renew every lock_ttl/3; on loss (another owner, or expiry unreached) stop with exit 1."""
+        ttl = self.settings.daemon.lock_ttl
+        while True:
+            await asyncio.sleep(max(ttl / 3, 0.1))
+            try:
+                renewed = await self.store.renew_lease(LEASE_NAME, self.owner, ttl, utcnow())
+            except Exception as exc:  # a database hiccup: retry until the lease would have expired
+                log_event(log, "lease.renew_error", error=str(exc), level=logging.WARNING)
+                if time.monotonic() - self._lease_renewed < ttl:
+                    continue
+                renewed = False
+            if renewed:
+                self._lease_renewed = time.monotonic()
+                continue
+            self.lease_held = False
+            log_event(log, "lease.lost", owner=self.owner, level=logging.ERROR)
+            self.request_stop("lease lost", exit_code=1)
+            return
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, waking early when a stop is requested."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    # -- the scheduler ------------------------------------------------------------
+
+    def _start_scheduler(self) -> None:
+        d = self.settings.daemon
+        # misfire_grace_time=None: however late (a laptop sleep, a blocked loop), a missed run
+        # still runs, and coalesce=True makes all the missed runs of a job one run.
+        self.scheduler = AsyncIOScheduler(timezone=timezone.utc, job_defaults={
+            "max_instances": 1, "coalesce": True, "misfire_grace_time": None})
+        now = utcnow()
+        jobs: list[tuple[str, float, Callable[[], Awaitable[None]]]] = [
+            ("scan", d.scan_interval, self._scan_job),
+            ("check", d.check_interval, self._check_job),
+            ("report", d.check_interval, self._report_job),
+        ]
+        if self._archive_functions() is not None:
+            jobs.append(("archive", d.archive_interval, self._archive_job))
+        else:
+            log_event(log, "archive.disabled", reason="checker.archive has no plan_archive/run_archive")
+        for name, interval, func in jobs:
+            # Every job runs once at start: the database says what is due, not a job store.
+            self.scheduler.add_job(self._wrap(name, func), "interval", seconds=max(interval, 0.1),
+                                   id=name, name=name, next_run_time=now)
+        self.scheduler.start()
+        log_event(log, "scheduler.started", jobs=",".join(j[0] for j in jobs),
+                  scan_interval=d.scan_interval, check_interval=d.check_interval,
+                  archive_interval=d.archive_interval, batch_size=d.batch_size)
+
+    def _wrap(self, name: str, func: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        async def job() -> None:
+            if self._stopping.is_set():
+                return
+            task = asyncio.current_task()
+            assert task is not None
+            self._running[name] = task
+            started = time.time()
+            result = "ok"
+            try:
+                await func()
+            except asyncio.CancelledError:
+                result = "cancelled"
+                log_event(log, f"{name}.cancelled", level=logging.WARNING)
+            except LinkhealthError as exc:
+                result = "failed"
+                log_event(log, f"{name}.failed", error=str(exc), level=logging.ERROR)
+            except Exception as exc:  # a job's bug must not stop the daemon: log it whole
+                result = "failed"
+                log.error(f"{name}.failed", exc_info=True, extra={"fields": {"error": repr(exc)}})
+            finally:
+                self._running.pop(name, None)
+                self.metrics.observe_job(name, result, started, time.time())
+        job.__name__ = f"{name}_job"
+        return job
+
+    def wake(self, name: str) -> None:
+        """Run job ``name`` now (unless it is running: it then picks the work up next time)."""
+        if self.scheduler is None or not self.scheduler.running or self._stopping.is_set():
+            return
+        if name in self._running or self.scheduler.get_job(name) is None:
+            return
+        self.scheduler.modify_job(name, next_run_time=utcnow())
+
+    # -- the jobs -----------------------------------------------------------------
+
+    async def _scan_job(self) -> None:
+        from .pipeline import scan_stage
+        started = time.monotonic()
+        outcome = await scan_stage(self.store, self.settings, self.rules, paths=self.paths, now=utcnow())
+        sync = _as_dict(outcome.sync)
+        log_event(log, "scan.done", notes=outcome.notes_scanned, skipped=len(outcome.notes_skipped),
+                  references=outcome.references, links=outcome.targets,
+                  seconds=round(time.monotonic() - started, 3), **sync)
+        for skipped in outcome.notes_skipped[:20]:
+            log_event(log, "scan.skipped", path=getattr(skipped, "path", skipped),
+                      reason=getattr(skipped, "reason", ""), level=logging.WARNING)
+        if any(v for k, v in sync.items() if "unchanged" not in k and isinstance(v, int)):
+            self.report_dirty = True
+        self.wake("check")
+
+    async def _check_job(self) -> None:
+        """Check due links in batches of batch_size until none is due (or a stop)."""
+        batch = self.settings.daemon.batch_size
+        while not self._stop_work.is_set():
+            if not await self.store.due_links(utcnow(), limit=1):
+                return
+            outcome = await self._check_batch(batch)
+            if outcome.checked:
+                self.report_dirty = True
+                self.wake("report")
+            if outcome.interrupted or outcome.checked + outcome.cached < batch:
+                return
+
+    async def _check_batch(self, limit: int) -> Any:
+        from .pipeline import CheckOutcome, check_stage
+        started = time.monotonic()
+        run_id = await self.store.start_run("daemon", utcnow())
+        outcome, state, message = CheckOutcome(), "failed", None
+        try:
+            outcome = await check_stage(self.store, self.settings, self.rules, run_id=run_id, limit=limit,
+                                        progress=_MetricsProgress(self.metrics), stop=self._stop_work)
+            state = "interrupted" if outcome.interrupted else "done"
+        except asyncio.CancelledError:
+            state, message = "interrupted", "cancelled at the end of the grace period"
+            raise
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            counts = await daemonquery.link_counts(self.store)
+            await self.store.finish_run(run_id, state=state, now=utcnow(), links_checked=outcome.checked,
+                                        links_total=sum(counts["status"].values()), counts=counts,
+                                        message=message)
+            log_event(log, "check.batch", run_id=run_id, state=state, checked=outcome.checked,
+                      seconds=round(time.monotonic() - started, 3),
+                      **{f"status_{k}": v for k, v in sorted((str(s), n) for s, n in outcome.by_status.items())},
+                      **{f"health_{k}": v for k, v in sorted(counts["health"].items())})
+        return outcome
+
+    async def _report_job(self) -> None:
+        from .pipeline import report_stage
+        if not self.report_dirty and self.settings.report_path.is_file():
+            return
+        self.report_dirty = False      # cleared first: a change during the write dirties it again
+        started = time.monotonic()
+        try:
+            path = await report_stage(self.store, self.settings)
+        except BaseException:
+            self.report_dirty = True
+            raise
+        log_event(log, "report.written", path=str(path), seconds=round(time.monotonic() - started, 3))
+
+    def _archive_functions(self) -> tuple[Callable, Callable] | None:
+        try:
+            from .archive import plan_archive, run_archive
+        except ImportError:
+            return None
+        return plan_archive, run_archive
+
+    async def _archive_job(self) -> None:
+        functions = self._archive_functions()
+        if functions is None:
+            return
+        plan_archive, run_archive = functions
+        started = time.monotonic()
+        plan = _as_dict(await plan_archive(self.store, self.settings, utcnow()))
+        summary = await run_archive(self.store, self.settings, now_fn=utcnow,
+                                    limit=self.settings.daemon.batch_size)
+        fields = _as_dict(summary)
+        for (service, outcome), n in _archive_outcomes(summary).items():
+            self.metrics.archive_results[(service, outcome)] += n
+        if any(isinstance(v, int) and v for k, v in fields.items() if k not in ("pending", "skipped")):
+            self.report_dirty = True
+        log_event(log, "archive.done", seconds=round(time.monotonic() - started, 3),
+                  **{f"plan_{k}": v for k, v in plan.items()}, **fields)
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    """Scalar fields of a stats dataclass (SyncStats, PlanSummary...) for a log line."""
+    if value is None:
+        return {}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        items = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    elif isinstance(value, dict):
+        items = dict(value)
+    else:
+        items = dict(getattr(value, "__dict__", {}))
+    return {k: v for k, v in items.items() if isinstance(v, (int, float, str, bool)) or v is None}
+
+
+def _archive_outcomes(summary: Any) -> dict[tuple[str, str], int]:
+    """(service, outcome) -> count from an ArchiveSummary, when it carries a per-service breakdown."""
+    by_service = getattr(summary, "by_service", None)
+    out: dict[tuple[str, str], int] = {}
+    if isinstance(by_service, dict):
+        for service, outcomes in by_service.items():
+            if isinstance(outcomes, dict):
+                for outcome, n in outcomes.items():
+                    if isinstance(n, int):
+                        out[(str(service), str(outcome))] = n
+    return out
+
+
+def _mask(url: str) -> str:
+    """A database URL with its password hidden."""
+    head, sep, tail = url.partition("://")
+    if not sep or "@" not in tail:
+        return url
+    creds, _, rest = tail.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{head}://{user}:***@{rest}" if ":" in creds else url
+
+
+async def _quietly(awaitable: Awaitable[Any], what: str) -> None:
+    """Await a shutdown step; a failure is logged, and the next steps still run."""
+    try:
+        await awaitable
+    except Exception as exc:
+        log_event(log, f"{what}.failed", error=str(exc), level=logging.ERROR)
