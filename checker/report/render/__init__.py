@@ -1,0 +1,73 @@
+"""Output formats of the report: an ordered registry behind one small protocol.
+
+A format is an object with ``name``, ``extension`` and ``render(model) -> str``
+(ArchiveBox-style uniform contract; STYLE.md "Plug-in points are protocols").
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+from ..model import ReportModel
+from .csv import CsvFormat
+from .html import HtmlFormat
+from .json import JsonFormat
+from .markdown import MarkdownFormat
+
+__all__ = ["ReportFormat", "FORMATS", "format_names", "get_format", "render", "write_report"]
+
+
+class ReportFormat(Protocol):
+    """One output format of the report."""
+
+    name: str
+    extension: str
+
+    def render(self, model: ReportModel) -> str:
+        """The whole report as text."""
+        ...
+
+
+#: In order of preference: the first is the default of ``linkhealth report``.
+FORMATS: tuple[ReportFormat, ...] = (HtmlFormat(), JsonFormat(), MarkdownFormat(), CsvFormat())
+
+
+def format_names() -> tuple[str, ...]:
+    """Names of the registered formats, in order."""
+    return tuple(f.name for f in FORMATS)
+
+
+def get_format(fmt: str) -> ReportFormat:
+    """The registered format called ``fmt``; ValueError names the known ones."""
+    for f in FORMATS:
+        if f.name == fmt:
+            return f
+    raise ValueError(f"unknown report format {fmt!r}; known: {', '.join(format_names())}")
+
+
+def render(model: ReportModel, fmt: str) -> str:
+    """Render the model in format ``fmt`` (html, json, markdown or csv)."""
+    return get_format(fmt).render(model)
+
+
+def write_report(model: ReportModel, fmt: str, path: str | os.PathLike) -> Path:
+    """Render and write atomically (temp file in the same folder, then os.replace)."""
+    text = render(model, fmt)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        # newline="" keeps the CSV's \r\n row ends as the csv module wrote them.
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target

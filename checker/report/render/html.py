@@ -1,0 +1,143 @@
+"""The HTML report: one self-contained file (inline CSS and JS, no CDN, works from file://).
+
+Jinja2 templates live in ``checker/report/templates`` with autoescaping on. The links
+table is drawn client-side, a page at a time, from an embedded JSON blob, so 25,000
+links do not become 25,000 DOM rows.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from ..model import HEALTHS, STATUSES, LinkRow, ReportModel, RunPoint
+from .json import iso
+
+__all__ = ["HtmlFormat", "script_json", "data_blob", "trend_svg", "STATUS_ORDER"]
+
+#: Worst first: the default sort puts what needs fixing at the top.
+STATUS_ORDER = ("broken", "soft404", "timeout", "unreachable", "blocked", "redirect", "ok", "excluded")
+#: One letter a status in the compact history strings of the blob.
+_HISTORY_CODE = {"ok": "o", "redirect": "r", "broken": "b", "soft404": "s", "timeout": "t",
+                 "unreachable": "u", "blocked": "k", "excluded": "x"}
+# Stacked bottom to top in the trend chart.
+_TREND_ORDER = ("alive", "unknown", "suspect", "dead")
+
+
+def script_json(data: Any) -> Markup:
+    """JSON safe inside <script>: no '</script>', '<!--', U+2028/2029 can end or break it."""
+    # HTML spec 4.12.1.3 (restrictions for contents of script elements): escaping
+    # '<' keeps '</script' and '<!--' out; '>' and '&' for good measure; U+2028/2029
+    # are line terminators for older JS parsers (ECMA-262 before ES2019).
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    text = (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    return Markup(text)
+
+
+def _ts(value: datetime | None) -> int | None:
+    return int(value.timestamp()) if value else None
+
+
+def data_blob(model: ReportModel) -> dict[str, Any]:
+    """The compact columnar data the page's script renders (indexes into shared lists)."""
+    note_index: dict[str, int] = {}
+    host_index: dict[str, int] = {}
+    status_index = {s: i for i, s in enumerate(STATUSES)}
+    rows = []
+    for r in model.links:
+        occ: list[int] = []
+        for o in r.occurrences:
+            occ += [note_index.setdefault(o.file, len(note_index)), o.line]
+        rows.append(_link_tuple(r, status_index, host_index.setdefault(r.host, len(host_index)), occ))
+    for n in model.notes:
+        note_index.setdefault(n.path, len(note_index))
+    return {
+        "statuses": list(STATUSES), "healths": list(HEALTHS), "order": list(STATUS_ORDER),
+        "history_codes": {v: k for k, v in _HISTORY_CODE.items()},
+        "generated": _ts(model.generated_at),
+        "notes": list(note_index), "hosts": list(host_index), "links": rows,
+        "note_stats": [[note_index[n.path], n.links, n.failing, n.dead, n.at_risk] for n in model.notes],
+        "host_stats": [[host_index[h.host], h.links, h.failing, h.dead, h.blocked, int(h.at_risk)]
+                       for h in model.hosts],
+    }
+
+
+def _link_tuple(r: LinkRow, status_index: dict[str, int], host: int, occ: list[int]) -> list[Any]:
+    # Positions are read by name in report.js (const L = {...}); keep both in step.
+    final = r.final_url if r.final_url and r.final_url != r.url else None
+    history = "".join(_HISTORY_CODE.get(h.status, "?") for h in r.history)
+    return [r.url, status_index.get(r.status, -1) if r.status else -1, r.health, r.http_status,
+            final, r.title, r.error, _ts(r.checked_at), r.latency_ms, int(r.at_risk), r.archive_url,
+            r.archive_service, _ts(r.first_failing_at), host, occ, history, _ts(r.revived_at)]
+
+
+def trend_svg(runs: tuple[RunPoint, ...], width: int = 640, height: int = 150) -> dict[str, Any]:
+    """Stacked health areas over runs, as SVG polygon points computed here (no chart library)."""
+    if not runs:
+        return {"areas": [], "runs": [], "width": width, "height": height}
+    top = max(max(sum(r.health.values()), 1) for r in runs)
+    # One run: draw it as a flat band across the chart rather than a single dot.
+    points = runs if len(runs) > 1 else (runs[0], runs[0])
+    xs = [i * width / (len(points) - 1) for i in range(len(points))]
+
+    def y(value: float) -> str:
+        return f"{height - value * height / top:.1f}"
+
+    base = [0] * len(points)
+    areas = []
+    for key in _TREND_ORDER:
+        upper = [base[i] + points[i].health.get(key, 0) for i in range(len(points))]
+        line = [f"{xs[i]:.1f},{y(upper[i])}" for i in range(len(points))]
+        back = [f"{xs[i]:.1f},{y(base[i])}" for i in reversed(range(len(points)))]
+        areas.append({"key": key, "points": " ".join(line + back)})
+        base = upper
+    marks = [{"x": round(xs[i] if len(runs) > 1 else width / 2, 1), "label": _run_label(r)}
+             for i, r in enumerate(runs)]
+    return {"areas": areas, "runs": marks, "width": width, "height": height, "max": top}
+
+
+def _run_label(r: RunPoint) -> str:
+    counts = ", ".join(f"{k} {r.health.get(k, 0)}" for k in _TREND_ORDER)
+    return f"run {r.id} ({r.kind}) {iso(r.started_at)}: {counts}"
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    # Autoescape on for every template (the .j2 suffix included): hostile titles
+    # rendered by the template itself come out as text.
+    return Environment(loader=PackageLoader("checker.report", "templates"),
+                       autoescape=select_autoescape(default=True, default_for_string=True),
+                       trim_blocks=True, lstrip_blocks=True)
+
+
+def safe_href(url: str | None) -> str | None:
+    """The URL when it may be an href (http, https or a relative path), else None."""
+    if not url:
+        return None
+    scheme = url.split(":", 1)[0].lower() if ":" in url.split("/", 1)[0] else ""
+    return url if scheme in ("", "http", "https") else None
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{(100.0 * part / whole) if whole else 0:.2f}"
+
+
+class HtmlFormat:
+    """``--format html``: the self-contained report page."""
+
+    name = "html"
+    extension = ".html"
+
+    def render(self, model: ReportModel) -> str:
+        """The whole page as one string."""
+        template = _environment().get_template("report.html.j2")
+        return template.render(
+            m=model, s=model.summary, iso=iso, pct=_pct, href=safe_href, statuses=STATUS_ORDER, healths=HEALTHS,
+            trend=trend_svg(model.runs), data=script_json(data_blob(model)) if model.links else None,
+            changes_limit=25)

@@ -1,0 +1,201 @@
+"""Read-side queries of the report: plain rows out of the database, no SQLAlchemy types leak.
+
+The report model (checker.report.model) is built from these rows alone; it never
+touches the network (DESIGN.md, "The report reads only the database").
+Queries are written for speed on 25,000 links: one query per table, positional
+tuples, the history limited per link by a window function (SQLite >= 3.25 and
+PostgreSQL both have ROW_NUMBER).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from .schema import checks, links, notes, occurrences, runs, snapshots
+
+__all__ = ["LinkRecord", "OccurrenceRecord", "CheckRecord", "SnapshotRecord", "RunRecord",
+           "ReportRows", "fetch_report_rows", "engine_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRecord:
+    """One row of ``links`` with the columns the report shows."""
+
+    id: int
+    url: str
+    display_url: str
+    host: str
+    active: bool
+    at_risk: bool
+    status: str | None
+    health: str
+    http_status: int | None
+    final_url: str | None
+    title: str | None
+    error: str | None
+    latency_ms: int | None
+    checked_at: datetime | None
+    first_failing_at: datetime | None
+    dead_since: datetime | None
+    revived_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class OccurrenceRecord:
+    """Where a link is cited: note path and 1-based line."""
+
+    link_id: int
+    file: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRecord:
+    """One past check of a link (the history points)."""
+
+    link_id: int
+    status: str
+    checked_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRecord:
+    """One archived copy of a link."""
+
+    link_id: int
+    service: str
+    archive_url: str | None
+    captured_at: datetime
+    http_status: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run with its counts (``counts`` is ``{"status": {...}, "health": {...}}``)."""
+
+    id: int
+    kind: str
+    state: str
+    started_at: datetime
+    finished_at: datetime | None
+    links_total: int
+    links_checked: int
+    counts: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRows:
+    """Everything the report model needs, read in one connection."""
+
+    links: tuple[LinkRecord, ...]
+    occurrences: tuple[OccurrenceRecord, ...]
+    history: tuple[CheckRecord, ...]
+    snapshots: tuple[SnapshotRecord, ...]
+    runs: tuple[RunRecord, ...]
+
+
+def engine_of(store: Any) -> AsyncEngine:
+    """The AsyncEngine of a Store (``.engine``) or the engine itself."""
+    if isinstance(store, AsyncEngine):
+        return store
+    engine = getattr(store, "engine", None)
+    if not isinstance(engine, AsyncEngine):
+        raise TypeError(f"expected a Store or an AsyncEngine, got {type(store).__name__}")
+    return engine
+
+
+async def fetch_report_rows(store: Any, *, active_only: bool = True, history_per_link: int = 10,
+                            runs_limit: int = 30) -> ReportRows:
+    """Read links, occurrences, recent checks, snapshots and runs for the report."""
+    async with engine_of(store).connect() as conn:
+        link_rows = await _links(conn, active_only)
+        occ_rows = await _occurrences(conn, active_only)
+        hist_rows = await _history(conn, active_only, history_per_link)
+        snap_rows = await _snapshots(conn, active_only)
+        run_rows = await _runs(conn, runs_limit)
+    return ReportRows(link_rows, occ_rows, hist_rows, snap_rows, run_rows)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes even for DateTime(timezone=True); the
+    # store writes UTC, so naive values are UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)
+
+
+def _active(query: Any, active_only: bool) -> Any:
+    return query.where(links.c.active.is_(True)) if active_only else query
+
+
+async def _links(conn: AsyncConnection, active_only: bool) -> tuple[LinkRecord, ...]:
+    c = links.c
+    query = _active(select(
+        c.id, c.url, c.display_url, c.host, c.active, c.at_risk, c.status, c.health,
+        c.http_status, c.final_url, c.title, c.error, c.latency_ms, c.checked_at,
+        c.first_failing_at, c.dead_since, c.revived_at,
+    ), active_only).order_by(c.id)
+    result = await conn.execute(query)
+    out = []
+    for r in result:
+        out.append(LinkRecord(
+            r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), r[6], r[7] or "unknown", r[8], r[9],
+            r[10], r[11], r[12], _utc(r[13]), _utc(r[14]), _utc(r[15]), _utc(r[16])))
+    return tuple(out)
+
+
+async def _occurrences(conn: AsyncConnection, active_only: bool) -> tuple[OccurrenceRecord, ...]:
+    o = occurrences.c
+    query = (select(o.link_id, notes.c.path, func.min(o.line))
+             .join(notes, notes.c.id == o.note_id)
+             .where(notes.c.deleted_at.is_(None)))
+    if active_only:
+        query = query.join(links, links.c.id == o.link_id).where(links.c.active.is_(True))
+    # One row per (link, note, line): several columns on one line are one citation.
+    query = query.group_by(o.link_id, notes.c.path, o.line).order_by(o.link_id, notes.c.path, o.line)
+    result = await conn.execute(query)
+    return tuple(OccurrenceRecord(r[0], r[1], r[2]) for r in result)
+
+
+async def _history(conn: AsyncConnection, active_only: bool, per_link: int) -> tuple[CheckRecord, ...]:
+    if per_link <= 0:
+        return ()
+    k = checks.c
+    rank = func.row_number().over(partition_by=k.link_id, order_by=(k.checked_at.desc(), k.id.desc()))
+    inner = select(k.link_id, k.status, k.checked_at, rank.label("rn"))
+    if active_only:
+        inner = inner.join(links, links.c.id == k.link_id).where(links.c.active.is_(True))
+    sub = inner.subquery()
+    query = (select(sub.c.link_id, sub.c.status, sub.c.checked_at)
+             .where(sub.c.rn <= per_link).order_by(sub.c.link_id, sub.c.checked_at))
+    result = await conn.execute(query)
+    return tuple(CheckRecord(r[0], r[1], _utc(r[2])) for r in result)
+
+
+async def _snapshots(conn: AsyncConnection, active_only: bool) -> tuple[SnapshotRecord, ...]:
+    s = snapshots.c
+    query = select(s.link_id, s.service, s.archive_url, s.captured_at, s.http_status, s.created_at)
+    if active_only:
+        query = query.join(links, and_(links.c.id == s.link_id, links.c.active.is_(True)))
+    result = await conn.execute(query.order_by(s.link_id, s.captured_at))
+    return tuple(SnapshotRecord(r[0], r[1], r[2], _utc(r[3]), r[4], _utc(r[5])) for r in result)
+
+
+async def _runs(conn: AsyncConnection, limit: int) -> tuple[RunRecord, ...]:
+    r = runs.c
+    query = (select(r.id, r.kind, r.state, r.started_at, r.finished_at, r.links_total,
+                    r.links_checked, r.counts)
+             # Archive runs check nothing: they would flatten the health trend.
+             .where(r.kind != "archive")
+             .order_by(r.started_at.desc(), r.id.desc()).limit(max(limit, 2)))
+    result = await conn.execute(query)
+    rows = [RunRecord(x[0], x[1], x[2], _utc(x[3]), _utc(x[4]), x[5] or 0, x[6] or 0, x[7])
+            for x in result]
+    rows.reverse()  # oldest first: the trend reads left to right
+    return tuple(rows)
