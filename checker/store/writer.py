@@ -1,0 +1,270 @@
+"""The single check writer: one task, fed by a queue, commits checks in batches.
+
+Each batch (up to ``batch_size`` rows, or whatever arrived within ``interval``
+seconds of its first row) is ONE transaction: the Check rows and the updates of
+their links. A crash therefore loses at most the batch in flight and never
+leaves half of one. ``checks.probe_id`` is unique and inserted with
+``ON CONFLICT DO NOTHING``, so a batch sent again adds nothing twice; the link
+row is only updated for checks actually inserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..errors import StoreError
+from ..models import CheckResult, HealthState
+from .engine import IMMEDIATE
+from .schema import checks, links
+from .sqlutil import chunks, insert_for, reason, unique
+
+__all__ = ["CheckWriter", "PendingCheck"]
+
+_STOP = object()
+_TIMEOUT = object()
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCheck:
+    """One check waiting in the writer's queue."""
+
+    run_id: int | None
+    result: CheckResult
+    state: HealthState
+    next_check_at: datetime | None
+    probe_id: str
+
+
+class CheckWriter:
+    """Batches checks from a queue into transactions; ``flush`` waits for the commit."""
+
+    def __init__(self, engine: AsyncEngine, *, where: str, batch_size: int = 200,
+                 interval: float = 0.5, retries: int = 5) -> None:
+        self._engine = engine
+        self._where = where
+        self._batch_size = batch_size
+        self._interval = interval
+        self._retries = retries
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._getter: asyncio.Future | None = None
+        self._task: asyncio.Task | None = None
+        self._error: StoreError | None = None
+        self._error_told = False  # a caller has seen the fault: close() need not raise it again
+        self.batches = 0          # committed transactions (for tests and metrics)
+        self.written = 0          # Check rows inserted
+
+    def start(self) -> None:
+        """Start the writer task on the running event loop."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="linkhealth-store-writer")
+
+    def put(self, item: PendingCheck) -> None:
+        """Queue one check (never blocks; raises StoreError once the writer has failed)."""
+        self._raise_if_failed()
+        if self._task is None or self._task.done():
+            raise StoreError(f"the check writer of {self._where} is closed")
+        self._queue.put_nowait(item)
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is committed."""
+        self._raise_if_failed()
+        if self._task is None or self._task.done():
+            return
+        done: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(done)
+        await done
+
+    async def close(self) -> None:
+        """Flush, then stop the writer task."""
+        if self._task is None:
+            return
+        try:
+            if not self._task.done():
+                self._queue.put_nowait(_STOP)
+                await asyncio.shield(self._task)
+        finally:
+            if self._getter is not None and not self._getter.done():
+                self._getter.cancel()
+            self._task = None
+        if not self._error_told:
+            self._raise_if_failed()
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            self._error_told = True
+            raise self._error
+
+    async def _next(self, timeout: float | None) -> Any:
+        # One queue.get() future survives across timeouts, so that an item is
+        # never lost to a cancelled get (the race of asyncio.wait_for around
+        # Queue.get, CPython gh-86296).
+        if self._getter is None:
+            self._getter = asyncio.ensure_future(self._queue.get())
+        done, _ = await asyncio.wait({self._getter}, timeout=timeout)
+        if not done:
+            return _TIMEOUT
+        item, self._getter = self._getter.result(), None
+        return item
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        stopping = False
+        while not stopping:
+            batch: list[PendingCheck] = []
+            waiters: list[asyncio.Future] = []
+            item = await self._next(None)
+            deadline = loop.time() + self._interval
+            while True:
+                if item is _STOP:
+                    stopping = True
+                    break
+                if isinstance(item, asyncio.Future):
+                    waiters.append(item)
+                    break
+                if item is not _TIMEOUT:
+                    batch.append(item)
+                if item is _TIMEOUT or len(batch) >= self._batch_size:
+                    break
+                item = self._queue.get_nowait() if not self._queue.empty() else \
+                    await self._next(max(0.0, deadline - loop.time()))
+            if not await self._commit(batch, waiters):
+                return
+
+    async def _commit(self, batch: list[PendingCheck], waiters: list[asyncio.Future]) -> bool:
+        try:
+            if batch:
+                await self._write_with_retries(batch)
+        except BaseException as exc:  # noqa: BLE001 - any fault ends the writer; callers see it
+            self._error = exc if isinstance(exc, StoreError) else StoreError(
+                f"cannot write checks to {self._where}: {reason(exc)}")
+            self._error.__cause__ = exc
+            for waiter in waiters + self._drain_waiters():
+                if not waiter.done():
+                    waiter.set_exception(self._error)
+                    self._error_told = True
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return False
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        return True
+
+    def _drain_waiters(self) -> list[asyncio.Future]:
+        waiters = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, asyncio.Future):
+                waiters.append(item)
+        return waiters
+
+    async def _write_with_retries(self, batch: list[PendingCheck]) -> None:
+        delay = 0.2
+        for attempt in range(self._retries):
+            try:
+                async with self._engine.connect() as conn:
+                    if conn.dialect.name == "sqlite":
+                        await conn.execution_options(**{IMMEDIATE: True})
+                    async with conn.begin():
+                        self.written += await write_batch(conn, batch)
+                self.batches += 1
+                return
+            except (OperationalError, DBAPIError) as exc:
+                # Locked database, lost connection, serialisation failure: the whole
+                # batch rolled back, so sending it again is safe (probe_id is unique).
+                if attempt + 1 >= self._retries or not _retryable(exc):
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    return isinstance(exc, OperationalError) or exc.connection_invalidated
+
+
+async def write_batch(conn: AsyncConnection, batch: list[PendingCheck]) -> int:
+    """Insert the checks of ``batch`` and update their links, in the caller's transaction."""
+    dialect = conn.dialect.name
+    link_ids = await _link_ids(conn, dialect, batch)
+    rows = [_check_row(item, link_ids[item.result.target.url]) for item in batch]
+    stmt = insert_for(dialect, checks).on_conflict_do_nothing(index_elements=["probe_id"])
+    inserted = set((await conn.execute(stmt.returning(checks.c.probe_id), rows)).scalars().all())
+    updates = [_link_update(item, link_ids[item.result.target.url])
+               for item in batch if item.probe_id in inserted]
+    if updates:
+        await conn.execute(_LINK_UPDATE, updates)
+    return len(inserted)
+
+
+async def _link_ids(conn: AsyncConnection, dialect: str, batch: list[PendingCheck]) -> dict[str, int]:
+    urls = unique([item.result.target.url for item in batch])
+    ids: dict[str, int] = {}
+    for part in chunks(urls):
+        rows = await conn.execute(select(links.c.url, links.c.id).where(links.c.url.in_(part)))
+        ids.update({url: id_ for url, id_ in rows})
+    missing = [item.result.target for item in batch if item.result.target.url not in ids]
+    if missing:
+        # A check of a URL no scan stored (a direct call): create the link, inactive,
+        # since no note cites it (links.active means "cited by a note").
+        now = datetime.now(timezone.utc)
+        values = {t.url: {"url": t.url, "display_url": t.display_url or t.url, "host": t.host or "",
+                          "active": False, "at_risk": False, "health": "unknown",
+                          "fail_streak": 0, "created_at": now} for t in missing}
+        await conn.execute(insert_for(dialect, links).on_conflict_do_nothing(index_elements=["url"]),
+                           list(values.values()))
+        for part in chunks(list(values)):
+            rows = await conn.execute(select(links.c.url, links.c.id).where(links.c.url.in_(part)))
+            ids.update({url: id_ for url, id_ in rows})
+    return ids
+
+
+def _check_row(item: PendingCheck, link_id: int) -> dict[str, Any]:
+    result = item.result
+    probe, verdict = result.probe, result.verdict
+    return {
+        "probe_id": item.probe_id, "link_id": link_id, "run_id": item.run_id,
+        "checked_at": result.checked_at, "status": str(verdict.status),
+        "cause": str(probe.cause) if probe.cause is not None else None,
+        "http_status": probe.http_status,
+        "final_url": verdict.final_url or probe.final_url,
+        "title": verdict.title if verdict.title is not None else probe.title,
+        "error": verdict.error if verdict.error is not None else probe.error,
+        "rule": verdict.rule, "latency_ms": probe.latency_ms, "elapsed_ms": probe.elapsed_ms,
+        "attempts": probe.attempts, "method": probe.method,
+        "redirects": [{"url": hop.url, "status": hop.status} for hop in probe.redirects],
+    }
+
+
+_LINK_FIELDS = ("status", "http_status", "final_url", "title", "error", "latency_ms", "checked_at",
+                "health", "fail_streak", "first_failing_at", "dead_since", "revived_at",
+                "next_check_at")
+
+# Bind names differ from column names: SQLAlchemy reserves the column names of
+# an UPDATE's SET clause for its own parameters.
+_LINK_UPDATE = (update(links).where(links.c.id == bindparam("b_id"))
+                .values({name: bindparam(f"b_{name}") for name in _LINK_FIELDS}))
+
+
+def _link_update(item: PendingCheck, link_id: int) -> dict[str, Any]:
+    row = _check_row(item, link_id)
+    state = item.state
+    return {
+        "b_id": link_id, "b_status": row["status"], "b_http_status": row["http_status"],
+        "b_final_url": row["final_url"], "b_title": row["title"], "b_error": row["error"],
+        "b_latency_ms": row["latency_ms"], "b_checked_at": row["checked_at"],
+        "b_health": str(state.health), "b_fail_streak": state.fail_streak,
+        "b_first_failing_at": state.first_failing_at, "b_dead_since": state.dead_since,
+        "b_revived_at": state.revived_at, "b_next_check_at": item.next_check_at,
+    }
+
+
+def new_probe_id() -> str:
+    """A fresh idempotency key for one probe."""
+    return str(uuid.uuid4())
