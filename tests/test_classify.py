@@ -1,0 +1,247 @@
+"""Classification of fixture pages under the default site rules (no network: Probes built from files)."""
+
+from __future__ import annotations
+
+import random
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from checker import classify as classify_module
+from checker.classify import classify, generic_status, random_path_url, same_page
+from checker.models import Cause, Hop, Probe, Status, Target
+from checker.rules import load_rules, parse_rules, RuleSet
+from checker.settings import HealthSettings
+
+PAGES = Path(__file__).parent / "fixtures" / "pages"
+MAX_BODY = 256 * 1024
+INDEX = tomllib.loads((PAGES / "index.toml").read_text(encoding="utf-8"))["page"]
+GENERIC_CHECKS = ("generic:999", "generic:cloudflare", "generic:redirect-to-root",
+                  "generic:not-found-redirect", "generic:not-found-title")
+
+
+@pytest.fixture(scope="module")
+def rules() -> RuleSet:
+    return load_rules(HealthSettings())
+
+
+def decode(raw: bytes, charset: str) -> tuple[str, bool]:
+    """What the engine hands the classifier: text decoded from at most MAX_BODY bytes."""
+    return raw[:MAX_BODY].decode(charset, "replace"), len(raw) > MAX_BODY
+
+
+def probe_for(entry: dict, *, title: str | None = None) -> tuple[Target, Probe]:
+    """A Target and the Probe the engine would produce for one index entry."""
+    url = f"https://{entry['host']}{entry['path']}"
+    body, truncated = decode((PAGES / entry["file"]).read_bytes(), entry.get("charset", "utf-8"))
+    redirect = entry.get("redirect")
+    hops: tuple[Hop, ...] = ()
+    final_url = url
+    if redirect:
+        final_url = f"https://{entry['host']}{redirect['to']}"
+        hops = (Hop(url, redirect["status"]), Hop(final_url, entry.get("status", 200)))
+    content_type = entry.get("content_type", "text/html; charset=utf-8")
+    headers = [("content-type", content_type)] + [(k.lower(), v) for k, v in entry.get("headers", {}).items()]
+    probe = Probe(url=url, http_status=entry.get("status", 200), final_url=final_url, redirects=hops,
+                  headers=tuple(headers), content_type=content_type, title=title, body=body,
+                  body_truncated=truncated, cause=None if entry.get("status", 200) < 400 else Cause.HTTP_STATUS)
+    return Target(url=url, display_url=url, host=entry["host"]), probe
+
+
+def entry_id(entry: dict) -> str:
+    return f"{entry['file']}@{entry['host']}"
+
+
+@pytest.mark.parametrize("entry", INDEX, ids=entry_id)
+def test_fixture_page_gets_expected_verdict(entry, rules):
+    target, probe = probe_for(entry)
+    verdict = classify(target, probe, rules)
+    assert verdict.status == Status(entry["expect_status"]), verdict
+    if "expect_title" in entry:
+        assert verdict.title == (entry["expect_title"] or None)
+    if "expect_error" in entry:
+        assert entry["expect_error"] in (verdict.error or ""), verdict
+    if "expect_final_url" in entry:
+        assert verdict.final_url == entry["expect_final_url"]
+    if "expect_at_risk" in entry:
+        assert verdict.at_risk is entry["expect_at_risk"]
+    if verdict.status in (Status.OK, Status.REDIRECT) and verdict.rule is None:
+        assert verdict.error is None
+
+
+@pytest.mark.parametrize("entry", INDEX, ids=entry_id)
+def test_fixture_triggers_and_guards(entry, rules):
+    target, probe = probe_for(entry)
+    verdict = classify(target, probe, rules)
+    rule = rules.match(target.url)
+    for name in entry.get("triggers", []):
+        if name.endswith(":at_risk"):
+            assert rule is not None and rule.name == name.rsplit(":", 1)[0] and rule.at_risk
+        else:
+            assert verdict.rule == name, verdict
+    for name in entry.get("guards", []):
+        if name.endswith(":at_risk"):
+            assert rule is None or rule.name != name.rsplit(":", 1)[0]
+        else:
+            assert verdict.rule != name, verdict
+
+
+def test_every_default_rule_has_a_triggering_and_a_guarding_fixture(rules):
+    needed = set(GENERIC_CHECKS)
+    for rule in rules.rules:
+        names = [f"{rule.name}:{m.name}" for m in rule.blocked + rule.soft404]
+        if rule.blocked_statuses:
+            names.append(f"{rule.name}:blocked_statuses")
+        if not names:
+            assert rule.at_risk, f"rule {rule.name} does nothing"
+            names.append(f"{rule.name}:at_risk")
+        needed.update(names)
+    triggered = {n for e in INDEX for n in e.get("triggers", [])}
+    guarded = {n for e in INDEX for n in e.get("guards", [])}
+    assert needed - triggered == set()
+    assert needed - guarded == set()
+    for entry in INDEX:
+        assert (PAGES / entry["file"]).is_file(), entry["file"]
+
+
+def test_rule_title_wins_over_the_engine_title(rules):
+    entry = next(e for e in INDEX if e["file"] == "wechat_live.html")
+    target, probe = probe_for(entry, title="深入理解注意力机制")
+    assert classify(target, probe, rules).title == "深入理解注意力机制 & 实践"
+
+
+def test_engine_title_used_without_rule(rules):
+    target = Target("https://example.org/a", "https://example.org/a", "example.org")
+    probe = Probe(url=target.url, http_status=200, final_url=target.url, title="From engine", body=None)
+    verdict = classify(target, probe, rules)
+    assert (verdict.status, verdict.title, verdict.rule, verdict.at_risk) == (Status.OK, "From engine", None, False)
+
+
+def test_gone_notice_with_live_marker_never_fires(rules):
+    body = ('<html><head><title></title></head><body><div class="weui-msg">该内容已被发布者删除</div>'
+            '<div id="js_content"><p>正文</p></div></body></html>')
+    target = Target("https://mp.weixin.qq.com/s/x", "https://mp.weixin.qq.com/s/x", "mp.weixin.qq.com")
+    probe = Probe(url=target.url, http_status=200, final_url=target.url, body=body)
+    assert classify(target, probe, rules).status is Status.OK
+
+
+def test_zhihu_json_anti_bot_with_200_is_blocked(rules):
+    body = (PAGES / "zhihu_10003.json").read_text(encoding="utf-8")
+    url = "https://www.zhihu.com/api/v4/answers/1"
+    probe = Probe(url=url, http_status=200, final_url=url, content_type="application/json", body=body)
+    verdict = classify(Target(url, url, "www.zhihu.com"), probe, rules)
+    assert verdict.status is Status.BLOCKED
+    assert "10003" in verdict.error and verdict.rule == "zhihu:anti-bot JSON"
+
+
+def test_zhihu_403_json_keeps_marker_error(rules):
+    entry = next(e for e in INDEX if e["file"] == "zhihu_40362.json")
+    target, probe = probe_for(entry)
+    verdict = classify(target, probe, rules)
+    assert verdict.status is Status.BLOCKED and "40362" in verdict.error
+
+
+def test_large_gbk_page_matches_markers_within_the_byte_limit():
+    # A 5 MB GBK page: the engine keeps its first 256 KiB; a marker there fires, one past it cannot.
+    rules = RuleSet(rule for rule, _ in parse_rules(
+        '[[rule]]\nname = "old"\nhosts = ["bbs.example.cn"]\n'
+        '[[rule.soft404]]\nname = "gone"\ntext = ["帖子已被删除"]\n'
+        '[[rule.blocked]]\nname = "late"\ntext = ["验证码"]\n', source="test"))
+    filler = "<p>" + "论坛旧帖内容" * 40 + "</p>\n"
+    head = '<html><head><meta charset="gbk"><title>旧帖</title></head><body><p>帖子已被删除</p>'
+    raw = (head + filler * 20000 + "<p>验证码</p></body></html>").encode("gbk")
+    assert len(raw) > 5_000_000
+    body, truncated = decode(raw, "gbk")
+    url = "http://bbs.example.cn/t/1"
+    probe = Probe(url=url, http_status=200, final_url=url, body=body, body_truncated=truncated)
+    verdict = classify(Target(url, url, "bbs.example.cn"), probe, rules)
+    assert truncated and verdict.status is Status.SOFT404 and verdict.error == "帖子已被删除"
+    assert verdict.title == "旧帖"
+
+
+def test_live_article_is_classified_without_parsing(rules, monkeypatch):
+    calls = []
+    real = classify_module.lxml.html.document_fromstring
+    monkeypatch.setattr(classify_module.lxml.html, "document_fromstring",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    for name in ("wechat_live.html", "wechat_quote_long.html", "zhihu_live.html", "zhihu_quote_long.html"):
+        entry = next(e for e in INDEX if e["file"] == name)
+        classify(*probe_for(entry), rules)
+    assert calls == []
+
+
+@pytest.mark.parametrize("cause,detail,status", [
+    (Cause.INVALID_URL, "bad port", Status.BROKEN),
+    (Cause.MISSING_FILE, "no such file", Status.BROKEN),
+    (Cause.PRIVATE_ADDRESS, "loopback address", Status.EXCLUDED),
+    (Cause.EXCLUDED_SCHEME, "ftp:// is not checked", Status.EXCLUDED),
+    (Cause.EXCLUDED_PATTERN, "matches check.exclude", Status.EXCLUDED),
+])
+def test_skipped_targets(cause, detail, status, rules):
+    target = Target("http://x:99999/", "http://x:99999/", "x", skip=cause, skip_detail=detail)
+    verdict = classify(target, Probe(url=target.url), rules)
+    assert (verdict.status, verdict.error) == (status, detail)
+
+
+def _p(code=None, cause=None, final=None, hops=()):
+    return Probe(url="https://a.example/x", http_status=code, cause=cause,
+                 final_url=final or ("https://a.example/x" if code else None), redirects=hops)
+
+
+@pytest.mark.parametrize("probe,status", [
+    (_p(200), Status.OK),
+    (_p(204), Status.OK),
+    (_p(200, final="https://a.example/y", hops=(Hop("https://a.example/x", 301),)), Status.REDIRECT),
+    (_p(200, final="https://a.example/y", hops=(Hop("https://a.example/x", 308),)), Status.REDIRECT),
+    (_p(200, final="https://a.example/y", hops=(Hop("https://a.example/x", 302),)), Status.OK),
+    (_p(401, Cause.HTTP_STATUS), Status.BLOCKED),
+    (_p(403, Cause.HTTP_STATUS), Status.BLOCKED),
+    (_p(429, Cause.HTTP_STATUS), Status.BLOCKED),
+    (_p(404, Cause.HTTP_STATUS), Status.BROKEN),
+    (_p(410, Cause.HTTP_STATUS), Status.BROKEN),
+    (_p(503, Cause.HTTP_STATUS), Status.BROKEN),
+    (_p(None, Cause.READ_TIMEOUT), Status.TIMEOUT),
+    (_p(None, Cause.CONNECT_TIMEOUT), Status.TIMEOUT),
+    (_p(None, Cause.DNS), Status.UNREACHABLE),
+    (_p(None, Cause.REFUSED), Status.UNREACHABLE),
+    (_p(None, Cause.TLS), Status.UNREACHABLE),
+    (_p(None, Cause.DISCONNECTED), Status.UNREACHABLE),
+    (_p(None, Cause.TOO_MANY_REDIRECTS), Status.BROKEN),
+    (_p(None, Cause.PRIVATE_ADDRESS), Status.EXCLUDED),
+])
+def test_generic_status_table(probe, status):
+    assert generic_status(probe) is status
+    assert classify_module._fallback_status(probe) is status
+
+
+def test_redirect_to_root_only_for_deep_links(rules):
+    url = "https://www.example.com/"
+    probe = Probe(url="http://example.com/", http_status=200, final_url=url,
+                  redirects=(Hop("http://example.com/", 301),), body="<title>Home</title>")
+    verdict = classify(Target("http://example.com/", "http://example.com/", "example.com"), probe, rules)
+    assert verdict.status is Status.REDIRECT
+
+
+def _page(url: str, body: str, title: str = "Not here", status: int = 404) -> Probe:
+    return Probe(url=url, http_status=status, final_url=url, title=title, body=body)
+
+
+def test_same_page_recognises_one_template():
+    template = "<html><title>Not here</title><body><p>We could not find {path}. Request {rid}.</p></body></html>"
+    a = _page("https://s.example/post/deleted-story", template.format(path="/post/deleted-story", rid=123), status=200)
+    b = _page("https://s.example/q8z1x/q8z1.html", template.format(path="/q8z1x/q8z1.html", rid=98765), status=200)
+    assert same_page(a, b)
+
+
+def test_same_page_tells_different_pages_apart():
+    a = _page("https://s.example/post/1", "<p>A long story about rivers and mountains</p>", "Rivers", 200)
+    b = _page("https://s.example/zz/zz.html", "<p>Nothing here, sorry, try search</p>", "Not here", 200)
+    assert not same_page(a, b)
+    assert not same_page(_page("https://s.example/a", "x", status=200), _page("https://s.example/b", "x", status=404))
+
+
+def test_random_path_url_stays_on_the_host():
+    url = random_path_url("https://blog.example.net:8443/2020/01/post.html?x=1", random.Random(7))
+    assert url.startswith("https://blog.example.net:8443/") and "post" not in url and "?" not in url
+    assert url != random_path_url("https://blog.example.net:8443/a", random.Random(8))
