@@ -82,7 +82,7 @@ async def list_links(store: Any, *, status: str | None = None, health: str | Non
 
 async def link_counts(store: Any, *, active_only: bool = True) -> dict[str, dict[str, int]]:
     """Counts of links by status (``unchecked`` for none yet) and by health."""
-    where = links.c.active == True if active_only else and_(True)  # noqa: E712 (SQL, not Python)
+    where = links.c.active.is_(True) if active_only else and_(True)
     async with engine_of(store).connect() as conn:
         by_status = await conn.execute(select(links.c.status, func.count()).where(where).group_by(links.c.status))
         by_health = await conn.execute(select(links.c.health, func.count()).where(where).group_by(links.c.health))
@@ -92,8 +92,8 @@ async def link_counts(store: Any, *, active_only: bool = True) -> dict[str, dict
 
 async def due_count(store: Any, now: datetime) -> int:
     """How many active links are due (never checked, or next_check_at passed)."""
-    due = and_(links.c.active == True, or_(links.c.next_check_at.is_(None),  # noqa: E712
-                                           links.c.next_check_at <= now))
+    # The same test as Store.due_links: never checked, or next_check_at passed.
+    due = and_(links.c.active.is_(True), or_(links.c.checked_at.is_(None), links.c.next_check_at <= now))
     async with engine_of(store).connect() as conn:
         return int((await conn.execute(select(func.count()).select_from(links).where(due))).scalar_one())
 
