@@ -186,9 +186,13 @@ class RuleSet:
         return bool(rule and rule.at_risk)
 
     def host_policy(self, host: str) -> HostPolicy:
-        """Per-host concurrency, interval and extra headers (path-less rules only)."""
-        ranked = sorted(((h, r) for h, r in self._candidates(host) if r.path is None),
-                        key=lambda pair: pair[0], reverse=True)
+        """Per-host concurrency, interval and extra headers from the closest rule that sets them.
+
+        Politeness is per host, so a rule with a path pattern counts too; at equal
+        host depth a rule without a path pattern is preferred.
+        """
+        ranked = sorted(self._candidates(host), key=lambda pair: (pair[0], pair[1].path is None),
+                        reverse=True)
         for _, rule in ranked:
             if rule.per_host is not None or rule.interval is not None or rule.headers:
                 return HostPolicy(per_host=rule.per_host, interval=rule.interval, headers=rule.headers)
