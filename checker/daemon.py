@@ -266,10 +266,12 @@ class Daemon:
             ("check", d.check_interval, self._check_job),
             ("report", d.check_interval, self._report_job),
         ]
-        if self._archive_functions() is not None:
-            jobs.append(("archive", d.archive_interval, self._archive_job))
-        else:
+        if d.archive_interval <= 0:
+            log_event(log, "archive.disabled", reason="daemon.archive_interval is 0")
+        elif self._archive_functions() is None:
             log_event(log, "archive.disabled", reason="checker.archive has no plan_archive/run_archive")
+        else:
+            jobs.append(("archive", d.archive_interval, self._archive_job))
         for name, interval, func in jobs:
             # Every job runs once at start: the database says what is due, not a job store.
             self.scheduler.add_job(self._wrap(name, func), "interval", seconds=max(interval, 0.1),
