@@ -282,3 +282,84 @@ async def snaps(store: Any) -> list[dict]:
     from checker.store.schema import snapshots
     async with store.engine.connect() as conn:
         return [dict(r) for r in (await conn.execute(select(snapshots).order_by(snapshots.c.id))).mappings()]
+
+
+# -- fixtures for the archive tests (import them into a test module to use them) -----------
+
+import os as _os
+import uuid as _uuid
+
+import pytest as _pytest
+
+PG_URL = _os.environ.get("LINKHEALTH_TEST_POSTGRES_URL")
+
+
+@_pytest.fixture(params=["sqlite", _pytest.param("postgresql", marks=_pytest.mark.postgres)])
+async def archive_db_url(request: Any, tmp_path: Any) -> Any:
+    """An empty database: a SQLite file, or a fresh PostgreSQL schema (skipped without the variable)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'db' / 'linkhealth.db'}"
+        return
+    if not PG_URL:
+        _pytest.skip("LINKHEALTH_TEST_POSTGRES_URL is not set")
+    from sqlalchemy import make_url, text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from checker.store import normalize_url
+    schema = f"lh_archive_{_uuid.uuid4().hex[:12]}"
+    base = normalize_url(PG_URL)
+    admin = create_async_engine(base)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(base.render_as_string(hide_password=False)).update_query_dict(
+        {"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+@_pytest.fixture
+async def archive_store(archive_db_url: str) -> Any:
+    """An open Store on ``archive_db_url``."""
+    from checker.store import Store
+    store = await Store.open(archive_db_url)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@_pytest.fixture
+async def fake_wayback() -> Any:
+    """A started FakeWayback."""
+    fake = await FakeWayback().start()
+    try:
+        yield fake
+    finally:
+        await fake.close()
+
+
+class FakeTime:
+    """An injectable clock and sleep: sleeping advances the clock instantly."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.t = 1000.0
+        self.start = start or datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.t
+
+    def now(self) -> datetime:
+        from datetime import timedelta
+        return self.start + timedelta(seconds=self.t - 1000.0)
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.t += seconds
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds

@@ -275,12 +275,14 @@ class _Runner:
         lane = self.lane(job.service)
         attempts = job.attempts + 1
         state, next_try, error = _state_for(result), None, result.error
-        external = result.external_id or (job.external_id if result.outcome is Outcome.SUBMITTED else None)
+        # Keep the job_id for provenance; drop it only when the save must be sent again.
+        external = result.external_id or job.external_id
         if result.outcome in (Outcome.DONE, Outcome.NOT_ARCHIVABLE, Outcome.SUBMITTED):
             lane.breaker.success()
         if result.outcome is Outcome.SUBMITTED and count:
             next_try = now + timedelta(seconds=backoff_delay(attempts, self.cfg.poll_timeout))
         if result.outcome is Outcome.RETRY:
+            external = result.external_id   # None: SPN2 failed this job_id; send a new save
             state = JobState.SUBMITTED if external else JobState.PENDING
             wait = backoff_delay(attempts, self.cfg.backoff_429)
             if result.rate_limited:
@@ -304,7 +306,11 @@ class _Runner:
         if count:
             self.outcomes[state.value if state is not JobState.PENDING else "retry"] += 1
         self.snapshots += snapshot is not None
-        if error and state is not JobState.DONE:
+        if state is JobState.DONE:
+            where = result.snapshot.archive_url or result.snapshot.local_path if result.snapshot else None
+            log.info("archive %s %s %s: done%s", job.service, job.action, job.url,
+                     f" -> {where}" if where else f" ({error})" if error else "")
+        elif error:
             log.info("archive %s %s %s: %s", job.service, job.action, job.url,
                      error.removeprefix(aq.LANE_PAUSED))
 

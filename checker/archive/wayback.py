@@ -187,6 +187,7 @@ class WaybackBackend:
         if isinstance(data, ArchiveResult):
             return data
         if data.get("job_id"):
+            log.debug("SPN2 accepted %s as job %s", job.url, data["job_id"])
             return ArchiveResult(Outcome.SUBMITTED, external_id=str(data["job_id"]))
         return self._spn_error(data, "save")
 
