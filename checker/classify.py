@@ -108,7 +108,7 @@ def _skipped(target: Target) -> Verdict:
 def _soft404(hit: tuple[Marker, str], page: "_Page", final_url: str | None):
     marker, error = hit
     if marker.redirect_js is not None and page.body:
-        found = marker.redirect_js.search(page.body)
+        found = find_js_var(marker.redirect_js, marker.redirect_name, page.body)
         new_url = _js_string(found.group(2)).strip() if found else ""
         if new_url.startswith(("http://", "https://")):
             return Status.REDIRECT, None, new_url
@@ -301,13 +301,27 @@ def _title_from(source: TitleSource, page: _Page) -> str | None:
         return page.text_of(source.selector)
     if source.name not in body:
         return None
+    if source.kind == "js":
+        found = find_js_var(source.pattern, source.name, body)
+        return _clean(_js_string(found.group(2))) if found else None
     found = source.pattern.search(body)
     if found is None:
         return None
-    if source.kind == "js":
-        return _clean(_js_string(found.group(2)))
     content = re.search(r"\bcontent\s*=\s*(\"([^\"]*)\"|'([^']*)')", found.group(0), re.I)
     return _clean(content.group(2) if content.group(2) is not None else content.group(3)) if content else None
+
+
+def find_js_var(pattern: re.Pattern, name: str, body: str) -> re.Match | None:
+    """The first ``name = "string"`` assignment in the body (found by str.find, then matched)."""
+    pos = body.find(name)
+    while pos >= 0:
+        before = body[pos - 1] if pos else " "
+        if not (before.isalnum() or before in "_$"):
+            found = pattern.match(body, pos)
+            if found is not None:
+                return found
+        pos = body.find(name, pos + 1)
+    return None
 
 
 def _js_string(text: str) -> str:

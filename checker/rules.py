@@ -59,7 +59,9 @@ _MARKER_KEYS = {
 }
 _CONDITIONS = _MARKER_KEYS - {"name", "error", "redirect_js", "source", "max_body", "statuses"}
 _NAME_TOKEN = re.compile(r"[#.]([A-Za-z0-9_-]+)")
-_JS_VAR = r"\b{name}\s*=\s*(['\"])((?:\\.|(?!\1).)*)\1"
+# Matched with .match() where the name is found by str.find (see classify.find_js_var):
+# a regex search would scan a long article position by position.
+_JS_VAR = r"{name}\s*=\s*(['\"])((?:\\.|(?!\1).)*)\1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,7 @@ class Marker:
     max_body: int | None = None
     error: str = "{match}"
     redirect_js: re.Pattern | None = None
+    redirect_name: str = ""      # the variable named by redirect_js
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,6 +393,7 @@ class _Builder:
             statuses=self.statuses(raw.get("statuses", []), "statuses", where),
             max_body=max_body, error=error,
             redirect_js=re.compile(_JS_VAR.format(name=re.escape(redirect_js))) if redirect_js else None,
+            redirect_name=redirect_js or "",
         )
 
 
