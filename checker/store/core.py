@@ -20,7 +20,7 @@ from ..errors import StoreError
 from ..models import CheckResult, HealthState, Note, Reference, Target
 from . import leases as _leases
 from .engine import IMMEDIATE, create_engine, mask_url
-from .migrate import current_revision, head_revision, upgrade_engine
+from .migrate import HEAD, current_revision, upgrade_engine
 from .schema import checks, links, runs, to_utc
 from .sqlutil import chunks, reason
 from .sync import sync_notes as _sync_notes
@@ -51,7 +51,7 @@ class Store:
             if upgrade:
                 await upgrade_engine(engine)
             else:
-                current, head = await current_revision(engine), head_revision()
+                current, head = await current_revision(engine), HEAD
                 if current != head:
                     raise StoreError(f"schema is at revision {current or 'none'}, not {head}: "
                                      "run `linkhealth db upgrade`")
