@@ -1,0 +1,166 @@
+"""Scan: which note files to read, read each once, and say which were skipped and why.
+
+A note that cannot be read as text (a NUL byte, not UTF-8, larger than
+``notes.max_file_bytes``) is skipped with a reason, not an error: the run goes on
+and the summary counts it. A path that does not exist is an InputError.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from .errors import InputError
+from .models import Note
+from .settings import NotesSettings
+
+__all__ = ["scan", "read_note", "ScanResult", "Skipped", "display_path", "glob_match"]
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A file that was found but not read as a note, with the reason."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """Notes in a deterministic order, the skipped files, and the text read by the scan.
+
+    ``texts`` maps ``Note.path`` to the decoded text, so that extraction does not read
+    the file a second time; use :meth:`text`.
+    """
+
+    notes: tuple[Note, ...]
+    skipped: tuple[Skipped, ...] = ()
+    texts: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def text(self, note: Note) -> str:
+        """The note's text as read by the scan (read again only if it was not kept)."""
+        cached = self.texts.get(note.path)
+        return cached if cached is not None else read_note(note)
+
+
+def display_path(path: Path) -> str:
+    """The path as the user recognises it: relative to the working directory when under it."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        return absolute.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return absolute.as_posix()
+
+
+@lru_cache(maxsize=256)
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """A glob with ``**`` (any number of folders), ``*``, ``?`` and ``[...]`` as a regex."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[" and "]" in pattern[i + 1:]:
+            j = pattern.index("]", i + 1)
+            out.append("[" + pattern[i + 1:j].replace("!", "^", 1) + "]")
+            i = j + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def glob_match(relpath: str, patterns: Sequence[str]) -> bool:
+    """True when the POSIX relative path matches one of the globs."""
+    return any(_glob_regex(p).match(relpath) for p in patterns)
+
+
+def _walk(root: Path, settings: NotesSettings) -> list[Path]:
+    """Files under ``root`` matching include and not exclude, sorted by relative path."""
+    found: list[tuple[str, Path]] = []
+    for folder, dirs, files in os.walk(root):
+        rel_dir = Path(folder).relative_to(root).as_posix()
+        prefix = "" if rel_dir == "." else rel_dir + "/"
+        # Prune excluded folders early ("**/node_modules/**" matches "node_modules/x").
+        dirs[:] = sorted(d for d in dirs if not glob_match(f"{prefix}{d}/x", settings.exclude))
+        for name in files:
+            rel = prefix + name
+            if glob_match(rel, settings.include) and not glob_match(rel, settings.exclude):
+                found.append((rel, Path(folder) / name))
+    found.sort(key=lambda item: item[0])
+    return [path for _, path in found]
+
+
+def _load(path: Path, max_bytes: int) -> tuple[Note | None, str | None, str | None]:
+    """(note, text, None) or (None, None, skip reason), reading the file once."""
+    shown = display_path(path)
+    try:
+        stat = path.stat()
+        if stat.st_size > max_bytes:
+            return None, None, f"larger than notes.max_file_bytes ({stat.st_size} > {max_bytes} bytes)"
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, None, f"cannot read: {exc.strerror or exc}"
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        return None, None, f"binary file (NUL byte at offset {nul})"
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return None, None, f"not UTF-8 (invalid byte 0x{data[exc.start]:02x} at offset {exc.start})"
+    note = Note(path=shown, abspath=Path(os.path.abspath(path)), sha256=hashlib.sha256(data).hexdigest(),
+                mtime=stat.st_mtime, size=stat.st_size)
+    return note, text, None
+
+
+def scan(paths: Sequence[str | Path], settings: NotesSettings, *, keep_text: bool = True) -> ScanResult:
+    """Find the notes under ``paths`` (files or folders), read each once, sorted by path."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise InputError(f"{raw}: no such file or folder")
+        files.extend(_walk(path, settings) if path.is_dir() else [path])
+    notes: list[Note] = []
+    skipped: list[Skipped] = []
+    texts: dict[str, str] = {}
+    seen: set[Path] = set()
+    for path in files:
+        absolute = Path(os.path.abspath(path))
+        if absolute in seen:
+            continue
+        seen.add(absolute)
+        note, text, reason = _load(path, settings.max_file_bytes)
+        if note is None:
+            skipped.append(Skipped(display_path(path), reason or "unreadable"))
+            continue
+        notes.append(note)
+        if keep_text and text is not None:
+            texts[note.path] = text
+    notes.sort(key=lambda n: n.path)
+    skipped.sort(key=lambda s: s.path)
+    return ScanResult(tuple(notes), tuple(skipped), texts)
+
+
+def read_note(note: Note) -> str:
+    """A note's text (UTF-8, BOM stripped); InputError if it is no longer readable text."""
+    try:
+        return note.abspath.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise InputError(f"{note.path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{note.path}: not UTF-8 (byte offset {exc.start})") from None
