@@ -118,15 +118,16 @@ async def run_archive(store: Any, settings: Settings, *, now_fn: Callable[[], da
                       clock: Callable[[], float] = time.monotonic,
                       backends: list[Backend] | None = None) -> ArchiveSummary:
     """Run the due archive jobs once through their slow lanes; outcomes go to the database."""
-    jobs = await aq.due_jobs(store, now_fn(), limit=limit)
     if dry_run:
+        jobs = await aq.due_jobs(store, now_fn(), limit=limit)
         return ArchiveSummary(len(jobs), dict(Counter(f"{j.service}:{j.action}" for j in jobs)),
                               0, dry_run=True, jobs=tuple(jobs))
     runner = _Runner(store, settings, now_fn, sleep, clock)
     async with _Sessions(settings) as sessions:
         registry = Registry(backends) if backends is not None else Registry(
             _default_backends(settings, sessions, runner, environ, sleep, clock, store))
-        await runner.start(registry)
+        await runner.start(registry)    # may re-queue saves whose WARC was lost
+        jobs = await aq.due_jobs(store, now_fn(), limit=limit)
         for done, job in enumerate(jobs, 1):
             message = await runner.one(registry, job)
             if progress is not None:
