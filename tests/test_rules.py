@@ -120,6 +120,7 @@ def test_rule_values_are_compiled(tmp_path):
 name = "r"
 hosts = ["Example.COM."]
 interval = "500ms"
+compare_random_path = true
 per_host = 2
 blocked_statuses = [403, 999]
 title = ["js:pageTitle", "meta:og:title", "css:h1.title", "title"]
@@ -130,7 +131,7 @@ max_body = 100
 """)
     rule = load(path, builtin=False).get("r")
     assert rule.hosts == ("example.com",) and rule.interval == 0.5 and rule.per_host == 2
-    assert rule.blocked_statuses == {403, 999}
+    assert rule.blocked_statuses == {403, 999} and rule.compare_random_path
     assert [t.kind for t in rule.title] == ["js", "meta", "css", "title"]
     marker = rule.soft404[0]
     assert marker.text == ("gone",) and marker.name == "soft404 #1"
