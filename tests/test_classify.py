@@ -245,3 +245,11 @@ def test_random_path_url_stays_on_the_host():
     url = random_path_url("https://blog.example.net:8443/2020/01/post.html?x=1", random.Random(7))
     assert url.startswith("https://blog.example.net:8443/") and "post" not in url and "?" not in url
     assert url != random_path_url("https://blog.example.net:8443/a", random.Random(8))
+
+
+def test_transport_failure_on_a_rule_host_keeps_status_and_flag(rules):
+    url = "https://mp.weixin.qq.com/s/TimeoutFixture"
+    probe = Probe(url=url, cause=Cause.READ_TIMEOUT, error="no answer within 20 s")
+    verdict = classify(Target(url, url, "mp.weixin.qq.com"), probe, rules)
+    assert (verdict.status, verdict.error, verdict.at_risk, verdict.rule) == (
+        Status.TIMEOUT, "no answer within 20 s", True, None)
