@@ -292,16 +292,20 @@ async def test_5000_checks_are_written_in_batches(store):
                            {"big.md": [pair("big.md", i + 1, u) for i, u in enumerate(urls)]}, now=T0)
     run_id = await store.start_run("audit", T0)
     alive = HealthState(health=Health.ALIVE)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for i in range(5000):
         store.record(run_id, result(urls[i % 1000], at=T0 + timedelta(seconds=i)), alive,
                      T0 + timedelta(days=7))
     await store.flush()
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(f"5000 checks on {store.dialect}: {elapsed:.2f} s wall, {cpu:.2f} s CPU")
     assert await count(store, checks) == 5000
     assert store._writer.batches <= 5000 // 200 + 2      # batched, never one per check
     if store.dialect == "sqlite":
-        assert elapsed < 3.0, f"5000 checks took {elapsed:.2f}s"
+        # CPU time of this process (the SQLite thread included), not wall time:
+        # an informal bound that other work on a busy machine does not break.
+        # About 0.8 s on the project's machines.
+        assert cpu < 3.0, f"5000 checks took {cpu:.2f} s of CPU"
     state = (await store.link_states([urls[0]]))[urls[0]]
     assert state.checked_at == T0 + timedelta(seconds=4000)      # the last of its five checks
 

@@ -193,14 +193,25 @@ async def write_batch(conn: AsyncConnection, batch: list[PendingCheck]) -> int:
     """Insert the checks of ``batch`` and update their links, in the caller's transaction."""
     dialect = conn.dialect.name
     link_ids = await _link_ids(conn, dialect, batch)
-    rows = [_check_row(item, link_ids[item.result.target.url]) for item in batch]
-    stmt = insert_for(dialect, checks).on_conflict_do_nothing(index_elements=["probe_id"])
-    inserted = set((await conn.execute(stmt.returning(checks.c.probe_id), rows)).scalars().all())
-    updates = [_link_update(item, link_ids[item.result.target.url])
-               for item in batch if item.probe_id in inserted]
-    if updates:
-        await conn.execute(_LINK_UPDATE, updates)
-    return len(inserted)
+    # Probes already stored (a batch sent again): skipped, and their link rows are
+    # not touched again. Asking first keeps the INSERT a plain executemany (no
+    # RETURNING), the cheapest path on both drivers; ON CONFLICT DO NOTHING still
+    # guards against a concurrent writer of the same probe.
+    seen: set[str] = set()
+    for part in chunks(unique([item.probe_id for item in batch])):
+        seen.update((await conn.execute(
+            select(checks.c.probe_id).where(checks.c.probe_id.in_(part)))).scalars())
+    fresh: dict[str, PendingCheck] = {}
+    for item in batch:
+        if item.probe_id not in seen:
+            fresh.setdefault(item.probe_id, item)
+    if not fresh:
+        return 0
+    rows = [_check_row(item, link_ids[item.result.target.url]) for item in fresh.values()]
+    await conn.execute(insert_for(dialect, checks).on_conflict_do_nothing(index_elements=["probe_id"]), rows)
+    await conn.execute(_LINK_UPDATE, [_link_update(row, item.state, item.next_check_at)
+                                      for row, item in zip(rows, fresh.values())])
+    return len(rows)
 
 
 async def _link_ids(conn: AsyncConnection, dialect: str, batch: list[PendingCheck]) -> dict[str, int]:
@@ -252,16 +263,14 @@ _LINK_UPDATE = (update(links).where(links.c.id == bindparam("b_id"))
                 .values({name: bindparam(f"b_{name}") for name in _LINK_FIELDS}))
 
 
-def _link_update(item: PendingCheck, link_id: int) -> dict[str, Any]:
-    row = _check_row(item, link_id)
-    state = item.state
+def _link_update(row: dict[str, Any], state: HealthState, next_check_at: datetime | None) -> dict[str, Any]:
     return {
-        "b_id": link_id, "b_status": row["status"], "b_http_status": row["http_status"],
+        "b_id": row["link_id"], "b_status": row["status"], "b_http_status": row["http_status"],
         "b_final_url": row["final_url"], "b_title": row["title"], "b_error": row["error"],
         "b_latency_ms": row["latency_ms"], "b_checked_at": row["checked_at"],
         "b_health": str(state.health), "b_fail_streak": state.fail_streak,
         "b_first_failing_at": state.first_failing_at, "b_dead_since": state.dead_since,
-        "b_revived_at": state.revived_at, "b_next_check_at": item.next_check_at,
+        "b_revived_at": state.revived_at, "b_next_check_at": next_check_at,
     }
 
 
