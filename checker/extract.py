@@ -12,7 +12,7 @@ What is found (kind):
 
 What is not: fragment-only links (``#top``), protocol-relative ``//host/x`` in prose,
 e-mail addresses without ``mailto:``, the text of a link (only its target counts),
-URL templates (``http://%(host)s``, ``https://<USER>@github.com``, ``.../{id}``,
+HTML comments, URL templates (``http://%(host)s``, ``https://<USER>@github.com``, ``.../{id}``,
 ``{{ site.url }}``), and anything inside kramdown math ``$$...$$``.
 
 Block structure (fenced and indented code, blockquotes, list items, HTML blocks,
@@ -513,7 +513,7 @@ def _refdefs(para: _Para, text: str, out: list[tuple[int, Kind, str]]) -> list[t
 # ---- bare URLs -----------------------------------------------------------------------------
 
 _BARE = re.compile(r"(?<![A-Za-z])([A-Za-z][A-Za-z0-9+.-]{0,30})://|(?<![A-Za-z0-9])(mailto):(?=[^\s<>])", re.I)
-_WWW = re.compile(r"(?<![A-Za-z0-9./@:_-])www\.[A-Za-z0-9-]+\.[A-Za-z]", re.I)
+_WWW = re.compile(r"(?<![A-Za-z0-9/@:_-])(?<![A-Za-z]\.)www\.[A-Za-z0-9-]+\.[A-Za-z]", re.I)
 _HARD_END = re.compile(r"[\s<>\"`\x01]")
 _CJK = re.compile("[\u2014-\u201f\u2026\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f"
                   "\uff00-\uffef\U00020000-\U0003ffff]")
