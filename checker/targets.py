@@ -167,7 +167,7 @@ def to_target(ref: Reference, settings: Settings, *, note_path: Path | None = No
     except ValueError as exc:
         return Target(written, written, "", Cause.INVALID_URL, f"malformed URL: {exc}")
     host = urlsplit(key).hostname or ""
-    if not _HOST_OK.match(host) and not host.startswith("["):
+    if ":" not in host and not _HOST_OK.match(host):   # IPv6 literals were checked by urlsplit
         return Target(key, written, host, Cause.INVALID_URL, f"malformed URL: host {host!r} is not a valid name")
     for pattern in settings.check.exclude:
         if re.search(pattern, written) or re.search(pattern, key):
