@@ -109,7 +109,6 @@ async def test_429_pauses_the_lane_at_least_a_minute_then_resumes(archive_store,
     ft.advance(31)
     summary = await run(store, settings, ft)
     assert summary.outcomes == {"done": 3} and fake.count("save") == 4
-    posts = fake.times("save")
     assert [s for s in ft.sleeps if s >= 9.9] == [pytest.approx(10.0)] * 2   # 6/min -> 10 s apart
 
 
@@ -274,7 +273,6 @@ async def test_lookup_newest_good_capture_before_the_failure(archive_store, fake
     assert snap["archive_url"] == f"{fake.base}/web/20250101000000/{DEAD}" and snap["http_status"] == 200
     # availability's closest was the 404 after the failure: CDX answered precisely
     assert fake.count("available") == 1 and fake.count("cdx") == 1
-    assert "statuscode:200" in str(fake.log[-1])  or True
     [info] = await show_snapshots(store, DEAD)
     assert info.captured_at.year == 2025
 
