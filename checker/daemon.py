@@ -39,8 +39,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from .errors import LinkhealthError
 from .logs import configure_logging, log_event
+from .pipeline import CheckOutcome, check_stage, report_stage, scan_stage
+from .rules import load_rules
 from .settings import Settings
-from .store import daemonquery
+from .store import Store, daemonquery
 from .web import Metrics, check_exposure, create_app, parse_listen, start_web
 
 __all__ = ["run_daemon", "Daemon", "LEASE_NAME"]
@@ -103,8 +105,6 @@ class Daemon:
         d = self.settings.daemon
         host, port = parse_listen(d.listen)
         auth = check_exposure(host, d.token)   # refuses a public address without a token
-        from .rules import load_rules
-        from .store import Store
         self.rules = load_rules(self.settings.health)
         self.store = await Store.open(self.settings.db_url)
         loop = asyncio.get_running_loop()
@@ -318,7 +318,6 @@ class Daemon:
     # -- the jobs -----------------------------------------------------------------
 
     async def _scan_job(self) -> None:
-        from .pipeline import scan_stage
         started = time.monotonic()
         outcome = await scan_stage(self.store, self.settings, self.rules, paths=self.paths, now=utcnow())
         sync = _as_dict(outcome.sync)
@@ -346,7 +345,6 @@ class Daemon:
                 return
 
     async def _check_batch(self, limit: int) -> Any:
-        from .pipeline import CheckOutcome, check_stage
         started = time.monotonic()
         run_id = await self.store.start_run("daemon", utcnow())
         outcome, state, message = CheckOutcome(), "failed", None
@@ -372,7 +370,6 @@ class Daemon:
         return outcome
 
     async def _report_job(self) -> None:
-        from .pipeline import report_stage
         if not self.report_dirty and self.settings.report_path.is_file():
             return
         self.report_dirty = False      # cleared first: a change during the write dirties it again

@@ -153,10 +153,28 @@ def configure_logging(log_format: str = "keyvalue", level: str = "info", *,
     handler._linkhealth = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
-    # APScheduler logs every job start and finish at INFO; our own events say more.
-    logging.getLogger("apscheduler").setLevel(max(root.level, logging.WARNING))
-    logging.getLogger("aiohttp.access").setLevel(max(root.level, logging.WARNING))
+    # APScheduler logs every job start and finish, Alembic every migration step, at INFO;
+    # our own events say more.
+    for name in ("apscheduler", "alembic", "aiohttp.access"):
+        logging.getLogger(name).setLevel(max(root.level, logging.WARNING))
+    scheduler_log = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, _SkippedOverlap) for f in scheduler_log.filters):
+        scheduler_log.addFilter(_SkippedOverlap())
     return handler
+
+
+class _SkippedOverlap(logging.Filter):
+    """Drops APScheduler's warning that a job was skipped because it is still running.
+
+    With max_instances=1 that skip is the design (a job never overlaps itself), not a
+    fault; at debug level it is kept.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for the overlap warning unless the root logger is at debug level."""
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            return True
+        return "maximum number of running instances reached" not in str(record.msg)
 
 
 def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:
