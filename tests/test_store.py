@@ -181,6 +181,24 @@ async def test_sync_notes_new_changed_deleted_and_roots(store):
     assert deleted is None and sorted(written) == ["https://x.cn/1", "https://x.cn/3", "https://y.cn/"]
 
 
+async def test_unchanged_note_keeps_its_rows_but_new_references_still_land(store):
+    p = "n.md"
+    refs = {p: [pair(p, 1, "https://x.cn/1")]}
+    await store.sync_notes([note(p)], refs, now=T0)
+    async with store.engine.connect() as conn:
+        before = (await conn.execute(select(occurrences.c.id))).scalars().all()
+    stats = await store.sync_notes([note(p)], refs, now=T0)
+    async with store.engine.connect() as conn:
+        after = (await conn.execute(select(occurrences.c.id))).scalars().all()
+    assert stats.notes_unchanged == 1 and stats.occurrences == 0 and before == after
+    # Same file, other references (e.g. include_code switched on): replaced all the same.
+    in_code = (Reference(file=p, line=3, col=5, url="https://x.cn/code", kind=Kind.BARE, in_code=True),
+               Target(url="https://x.cn/code", display_url="https://x.cn/code", host="x.cn"))
+    stats = await store.sync_notes([note(p)], {p: refs[p] + [in_code]}, now=T0)
+    assert (stats.notes_unchanged, stats.occurrences, stats.links_new) == (1, 2, 1)
+    assert await count(store, occurrences) == 2
+
+
 async def test_root_prefix_is_a_folder_boundary(store):
     keep, gone = "notes-old/k.md", "notes/g.md"
     await store.sync_notes([note(keep), note(gone)], {}, now=T0)

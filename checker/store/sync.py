@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..models import Note, Reference, Target
 from .schema import links, notes, occurrences
-from .sqlutil import chunks, insert_for
+from .sqlutil import CHUNK, chunks, insert_for
 from .types import SyncStats
 
 __all__ = ["sync_notes", "under_roots"]
@@ -43,7 +43,9 @@ async def sync_notes(conn: AsyncConnection, found: Sequence[Note], refs: Refs, *
         raise ValueError(f"refs name notes that are not in the scan: {unknown[:3]}")
     counts["notes_deleted"] = await _retire_notes(conn, {n.path for n in found}, roots, now)
     link_ids, counts["links_new"] = await _ensure_links(conn, refs, now)
-    counts["occurrences"] = await _replace_occurrences(conn, refs, note_ids, link_ids)
+    rows = _occurrence_rows(refs, note_ids, link_ids)
+    same = await _unchanged_notes(conn, rows, counts.pop("unchanged_ids"))
+    counts["occurrences"] = await _replace_occurrences(conn, rows, same)
     counts["links_deactivated"], counts["links_reactivated"] = await _refresh_active(conn)
     return SyncStats(**counts)
 
@@ -55,6 +57,7 @@ async def _upsert_notes(conn: AsyncConnection, found: Sequence[Note], now: datet
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     new = changed = unchanged = 0
+    unchanged_ids: set[int] = set()
     for note in {n.path: n for n in found}.values():
         row = existing.get(note.path)
         values = {"sha256": note.sha256, "mtime": note.mtime, "size": note.size, "seen_at": now}
@@ -68,6 +71,7 @@ async def _upsert_notes(conn: AsyncConnection, found: Sequence[Note], now: datet
             changed += 1
         else:
             unchanged += 1
+            unchanged_ids.add(row.id)
         updates.append({"b_id": row.id, **{f"b_{k}": v for k, v in values.items()}})
     if inserts:
         await conn.execute(notes.insert(), inserts)
@@ -76,7 +80,8 @@ async def _upsert_notes(conn: AsyncConnection, found: Sequence[Note], now: datet
                 .values(sha256=bindparam("b_sha256"), mtime=bindparam("b_mtime"),
                         size=bindparam("b_size"), seen_at=bindparam("b_seen_at"), deleted_at=None))
         await conn.execute(stmt, updates)
-    counts.update(notes_new=new, notes_changed=changed, notes_unchanged=unchanged)
+    counts.update(notes_new=new, notes_changed=changed, notes_unchanged=unchanged,
+                  unchanged_ids=unchanged_ids)
     ids = {row.path: row.id for row in existing.values()}
     for part in chunks([row["path"] for row in inserts]):
         ids.update({p: i for p, i in await conn.execute(
@@ -100,9 +105,14 @@ async def _ensure_links(conn: AsyncConnection, refs: Refs, now: datetime) -> tup
         for _ref, target in pairs:
             targets.setdefault(target.url, target)
     ids: dict[str, int] = {}
-    for part in chunks(list(targets)):
-        ids.update({u: i for u, i in await conn.execute(
-            select(links.c.url, links.c.id).where(links.c.url.in_(part)))})
+    if len(targets) > 5 * CHUNK:
+        # A whole collection: one scan of the table beats dozens of IN (...) lists.
+        ids.update({u: i for u, i in await conn.execute(select(links.c.url, links.c.id))
+                    if u in targets})
+    else:
+        for part in chunks(list(targets)):
+            ids.update({u: i for u, i in await conn.execute(
+                select(links.c.url, links.c.id).where(links.c.url.in_(part)))})
     missing = [t for url, t in targets.items() if url not in ids]
     new = 0
     for part in chunks(missing):
@@ -122,23 +132,54 @@ async def _ensure_links(conn: AsyncConnection, refs: Refs, now: datetime) -> tup
     return ids, new
 
 
-async def _replace_occurrences(conn: AsyncConnection, refs: Refs, note_ids: Mapping[str, int],
-                               link_ids: Mapping[str, int]) -> int:
-    replaced = [note_ids[path] for path in refs]
-    for part in chunks(replaced):
-        await conn.execute(delete(occurrences).where(occurrences.c.note_id.in_(part)))
-    rows: dict[tuple[int, int, int], dict[str, Any]] = {}
+def _occurrence_rows(refs: Refs, note_ids: Mapping[str, int],
+                     link_ids: Mapping[str, int]) -> dict[int, dict[tuple[int, int], dict[str, Any]]]:
+    """note id -> (line, col) -> occurrence row, for every note in ``refs``."""
+    out: dict[int, dict[tuple[int, int], dict[str, Any]]] = {}
     for path, pairs in refs.items():
         note_id = note_ids[path]
+        rows = out.setdefault(note_id, {})
         for ref, target in pairs:
             # One occurrence per place; the extractor never yields two, keep the first.
-            rows.setdefault((note_id, ref.line, ref.col), {
+            rows.setdefault((ref.line, ref.col), {
                 "link_id": link_ids[target.url], "note_id": note_id, "line": ref.line,
                 "col": ref.col, "kind": str(ref.kind), "in_code": bool(ref.in_code),
                 "written": ref.url})
-    for part in chunks(list(rows.values()), 2000):
+    return out
+
+
+_OCC_KEY = ("link_id", "line", "col", "kind", "in_code", "written")
+
+
+async def _unchanged_notes(conn: AsyncConnection, rows: Mapping[int, Mapping[Any, dict[str, Any]]],
+                           candidates: set[int]) -> set[int]:
+    """Notes with the same hash whose stored occurrences already equal the new ones.
+
+    A scan passes every note's references; rewriting 25,000 identical rows each
+    hour would be most of a scan's cost. Comparing (not trusting the hash alone)
+    still picks up a change of extraction settings, e.g. ``include_code``.
+    """
+    ids = [note_id for note_id in rows if note_id in candidates]
+    stored: dict[int, set[tuple]] = {note_id: set() for note_id in ids}
+    cols = [getattr(occurrences.c, name) for name in _OCC_KEY]
+    for part in chunks(ids):
+        result = await conn.execute(select(occurrences.c.note_id, *cols)
+                                    .where(occurrences.c.note_id.in_(part)))
+        for note_id, *values in result:
+            stored[note_id].add((values[0], values[1], values[2], values[3], bool(values[4]), values[5]))
+    return {note_id for note_id in ids
+            if stored[note_id] == {tuple(r[k] for k in _OCC_KEY) for r in rows[note_id].values()}}
+
+
+async def _replace_occurrences(conn: AsyncConnection,
+                               rows: Mapping[int, Mapping[Any, dict[str, Any]]], same: set[int]) -> int:
+    replaced = [note_id for note_id in rows if note_id not in same]
+    for part in chunks(replaced):
+        await conn.execute(delete(occurrences).where(occurrences.c.note_id.in_(part)))
+    new_rows = [row for note_id in replaced for row in rows[note_id].values()]
+    for part in chunks(new_rows, 2000):
         await conn.execute(occurrences.insert(), part)
-    return len(rows)
+    return len(new_rows)
 
 
 async def _refresh_active(conn: AsyncConnection) -> tuple[int, int]:
