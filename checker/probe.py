@@ -1,0 +1,291 @@
+"""The probe engine: fetch every target once, politely, and record what was seen.
+
+:class:`Prober` owns one ClientSession per run (connection reuse, DNS cache) and one
+:class:`~checker.ratelimit.Limiter`. :meth:`Prober.run` schedules by host: a queue
+per host, hosts started largest first, each worker holding its slot until its
+host's queue is empty. The largest host (WeChat in the real notes: over half the
+URLs) therefore starts at once and stays busy while small hosts fill the other
+slots, and the run lasts about as long as that host's own politeness bound.
+
+:func:`transport_status` maps the HTTP/transport facts of a Probe to a DESIGN
+status; checker.classify layers site rules on top of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Awaitable, Callable, Iterable
+from urllib.parse import urlsplit
+
+import aiohttp
+from yarl import URL
+
+from .http import classify_exception, create_session, read_limited
+from .models import Cause, Hop, HostPolicy, Probe, Status, Target
+from .page import decode_body, extract_title, is_html
+from .ratelimit import Limiter
+from .retry import parse_retry_after, retry_delay, should_retry
+from .settings import Settings
+
+__all__ = ["Prober", "transport_status", "RECORDED_HEADERS"]
+
+#: Response headers kept in Probe.headers (the classifier and the report use them).
+RECORDED_HEADERS = ("location", "content-type", "content-length", "retry-after", "server",
+                    "cf-mitigated")
+_REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+_PERMANENT = frozenset({301, 308})   # RFC 9110 §15.4.2 and §15.4.9
+Sink = Callable[[Target, Probe], Awaitable[None]]
+
+
+@dataclass
+class _Attempt:
+    """Mutable notes of one attempt (a redirect chain); frozen into a Probe at the end."""
+
+    url: str
+    method: str
+    status: int | None = None
+    final_url: str | None = None
+    hops: list[Hop] = field(default_factory=list)
+    headers: tuple[tuple[str, str], ...] = ()
+    content_type: str | None = None
+    raw: bytes | None = None
+    truncated: bool = False
+    cause: Cause | None = None
+    error: str | None = None
+
+
+class Prober:
+    """Fetches targets with retries, limits and bounded reads; see the module docstring."""
+
+    def __init__(self, settings: Settings, *,
+                 host_policy: Callable[[str], HostPolicy | None] | None = None,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 clock: Callable[[], float] = time.monotonic,
+                 rand: Callable[[], float] = random.random) -> None:
+        self.settings = settings
+        self._check = settings.check
+        self._host_policy = host_policy
+        self._sleep = sleep
+        self._clock = clock
+        self._rand = rand
+        self._session: aiohttp.ClientSession | None = None
+        self._limiter: Limiter | None = None
+
+    async def __aenter__(self) -> "Prober":
+        self._session = create_session(self.settings, host_policy=self._host_policy)
+        self._limiter = Limiter(self._check, host_policy=self._host_policy,
+                                sleep=self._sleep, clock=self._clock)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- one URL -------------------------------------------------------------------------
+
+    async def fetch(self, target: Target) -> Probe:
+        """Fetch one target with retries, honouring the host's limits; never raises for I/O."""
+        assert self._session is not None and self._limiter is not None, "use 'async with Prober(...)'"
+        started_at = datetime.now(timezone.utc)
+        t0 = self._clock()
+        host = _host_key(target)
+        attempts = 0
+        while True:
+            attempts += 1
+            async with self._limiter.slot(host):
+                t_attempt = self._clock()
+                result = await self._attempt(target.url)
+                latency = self._clock() - t_attempt
+            if attempts > self._check.retries or not should_retry(result.status, result.cause):
+                break
+            await self._sleep(self._delay(host, attempts, result))
+        elapsed = self._clock() - t0
+        return self._probe(result, attempts, latency, elapsed, started_at)
+
+    def _delay(self, host: str, attempt: int, result: _Attempt) -> float:
+        retry_after = None
+        if result.status in (429, 503):
+            retry_after = parse_retry_after(_header(result.headers, "retry-after"))
+        if retry_after is not None:
+            # The whole host asked for a pause, not only this URL.
+            self._limiter.defer(host, min(retry_after, self._check.retry_after_cap))
+        return retry_delay(attempt, retry_after, base=self._check.backoff_base,
+                           cap=self._check.backoff_max,
+                           retry_after_cap=self._check.retry_after_cap, rand=self._rand)
+
+    async def _attempt(self, url: str) -> _Attempt:
+        method = "HEAD" if self._wants_head(url) else "GET"
+        result = await self._bounded_chain(url, method)
+        if method == "HEAD" and _head_refused(result.status):
+            # Some servers refuse HEAD (405/501) or answer it wrongly (403/404 while
+            # GET works); RFC 9110 §9.3.2 says HEAD should mirror GET, so GET decides.
+            result = await self._bounded_chain(url, "GET")
+        return result
+
+    def _wants_head(self, url: str) -> bool:
+        path = urlsplit(url).path.lower()
+        return path.endswith(tuple(self._check.head_extensions))
+
+    async def _bounded_chain(self, url: str, method: str) -> _Attempt:
+        result = _Attempt(url=url, method=method, final_url=url)
+        try:
+            async with asyncio.timeout(self._check.timeout):
+                await self._chain(result)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # every transport fault becomes a Cause, by contract
+            result.cause, result.error = classify_exception(exc)
+        return result
+
+    async def _chain(self, result: _Attempt) -> None:
+        assert self._session is not None
+        current = URL(result.url)
+        seen = {str(current)}
+        for _ in range(self._check.max_redirects + 1):
+            async with self._session.request(result.method, current, allow_redirects=False) as resp:
+                result.status = resp.status
+                result.final_url = str(resp.url)
+                result.headers = _recorded(resp)
+                result.content_type = resp.headers.get("Content-Type")
+                location = resp.headers.get("Location")
+                if resp.status in _REDIRECT_CODES and location:
+                    result.hops.append(Hop(str(resp.url), resp.status))
+                    nxt = resp.url.join(URL(location))
+                    if nxt.scheme not in ("http", "https"):
+                        result.cause = Cause.INVALID_URL
+                        result.error = f"redirect to a non-HTTP URL: {location[:200]}"
+                        return
+                    if str(nxt) in seen:
+                        result.cause = Cause.TOO_MANY_REDIRECTS
+                        result.error = f"redirect loop: {resp.url} -> {nxt}"
+                        return
+                    seen.add(str(nxt))
+                    current = nxt
+                    continue
+                if result.method == "GET" and is_html(result.content_type):
+                    limit = self._check.max_body_bytes
+                    raw = await read_limited(resp, limit + 1)
+                    result.truncated = len(raw) > limit
+                    result.raw = raw[:limit]
+                return
+        result.cause = Cause.TOO_MANY_REDIRECTS
+        result.error = f"more than {self._check.max_redirects} redirects"
+
+    def _probe(self, r: _Attempt, attempts: int, latency: float, elapsed: float,
+               started_at: datetime) -> Probe:
+        body = title = None
+        if r.raw is not None:
+            body = decode_body(r.raw, r.content_type, truncated=r.truncated)
+            title = extract_title(body)
+        if r.cause is None and r.status is not None and r.status >= 400:
+            r.cause, r.error = Cause.HTTP_STATUS, f"HTTP {r.status}"
+        return Probe(url=r.url, method=r.method, http_status=r.status, final_url=r.final_url,
+                     redirects=tuple(r.hops), headers=r.headers, content_type=r.content_type,
+                     title=title, body=body, body_truncated=r.truncated, cause=r.cause,
+                     error=r.error, latency_ms=int(latency * 1000),
+                     elapsed_ms=int(elapsed * 1000), attempts=attempts, started_at=started_at)
+
+    # -- many URLs -----------------------------------------------------------------------
+
+    async def run(self, targets: Iterable[Target], sink: Sink) -> None:
+        """Fetch every target (skipped ones excluded), calling ``sink`` as each finishes.
+
+        A queue per host; hosts start largest first; at most ``check.concurrency``
+        workers, at most the host's per-host limit of them on one host. Cancelling
+        run() cancels in-flight work; no sink call happens after run() returns.
+        """
+        assert self._limiter is not None, "use 'async with Prober(...)'"
+        queues: dict[str, deque[Target]] = {}
+        for target in targets:
+            if target.skip is None:
+                queues.setdefault(_host_key(target), deque()).append(target)
+        slots = asyncio.Semaphore(self._check.concurrency)
+        tasks: list[asyncio.Task[None]] = []
+        failed: list[BaseException] = []
+
+        async def worker(queue: deque[Target]) -> None:
+            try:
+                while queue and not failed:
+                    target = queue.popleft()
+                    await sink(target, await self.fetch(target))
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                failed.append(exc)
+                raise
+            finally:
+                slots.release()
+
+        try:
+            for host in sorted(queues, key=lambda h: len(queues[h]), reverse=True):
+                queue = queues[host]
+                for _ in range(min(self._limiter.limits(host).per_host, len(queue))):
+                    await slots.acquire()
+                    if not queue or failed:
+                        slots.release()
+                        break
+                    tasks.append(asyncio.create_task(worker(queue)))
+                if failed:
+                    break
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _host_key(target: Target) -> str:
+    return (target.host or urlsplit(target.url).hostname or "").lower()
+
+
+def _head_refused(status: int | None) -> bool:
+    # 429 is a rate limit, not a refusal of HEAD: the retry logic handles it.
+    return status is not None and (status == 501 or (400 <= status < 500 and status != 429))
+
+
+def _recorded(resp: aiohttp.ClientResponse) -> tuple[tuple[str, str], ...]:
+    return tuple((name, resp.headers[name]) for name in RECORDED_HEADERS if name in resp.headers)
+
+
+def _header(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+_TIMEOUTS = frozenset({Cause.CONNECT_TIMEOUT, Cause.READ_TIMEOUT})
+_UNREACHABLE = frozenset({Cause.DNS, Cause.REFUSED, Cause.TLS, Cause.DISCONNECTED})
+_EXCLUDED = frozenset({Cause.PRIVATE_ADDRESS, Cause.EXCLUDED_SCHEME, Cause.EXCLUDED_PATTERN})
+_BROKEN = frozenset({Cause.TOO_MANY_REDIRECTS, Cause.INVALID_URL, Cause.MISSING_FILE,
+                     Cause.HEADERS_TOO_LARGE, Cause.OTHER})
+
+
+def transport_status(probe: Probe) -> Status | None:
+    """The DESIGN status that the HTTP/transport facts alone imply (None: no facts)."""
+    cause = probe.cause
+    if cause in _EXCLUDED:
+        return Status.EXCLUDED
+    if cause in _TIMEOUTS:
+        return Status.TIMEOUT
+    if cause in _UNREACHABLE:
+        return Status.UNREACHABLE
+    if cause in _BROKEN:
+        return Status.BROKEN
+    status = probe.http_status
+    if status is None:
+        return None
+    if status in (401, 403, 429):
+        return Status.BLOCKED   # anti-bot walls and rate limits: unknown, not dead
+    if status >= 400:
+        return Status.BROKEN
+    moved = any(hop.status in _PERMANENT for hop in probe.redirects)
+    if 200 <= status < 300 and moved and probe.final_url and probe.final_url != probe.url:
+        return Status.REDIRECT
+    return Status.OK
