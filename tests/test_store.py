@@ -149,6 +149,8 @@ async def test_open_errors_name_the_url_without_password(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(StoreError, match="cannot open database"):
         await Store.open(f"sqlite:///{blocker / 'x.db'}")
+    with pytest.raises(StoreError, match="not a database"):
+        await Store.open(str(blocker))
 
 
 # -- notes, occurrences, links ---------------------------------------------------------------
@@ -211,6 +213,7 @@ async def test_link_states_at_risk_and_due_links(store):
     urls = [f"https://h{i}.cn/" for i in range(4)]
     await store.sync_notes([note(p)], {p: [pair(p, i + 1, u) for i, u in enumerate(urls)]}, now=T0)
     await store.set_at_risk({urls[0]: True, "https://not-stored/": True})
+    await store.set_at_risk({urls[0]: True, urls[1]: False})
     states = await store.link_states(urls[:2] + ["https://missing/"])
     assert set(states) == set(urls[:2])
     assert states[urls[0]].at_risk and not states[urls[1]].at_risk
@@ -287,6 +290,18 @@ async def test_resent_probe_id_adds_no_check_and_changes_nothing(store):
     assert await count(store, checks) == 2
     state = (await store.link_states([url]))[url]
     assert (state.status, state.health, state.checked_at) == (Status.OK, Health.ALIVE, T0 + timedelta(hours=2))
+
+
+async def test_close_commits_what_is_queued_even_after_a_cancelled_flush(db_url):
+    s = await Store.open(db_url)
+    for i in range(450):
+        s.record(None, result(f"https://x.cn/{i}"), HealthState(), None)
+    waiter = asyncio.ensure_future(s.flush())
+    await asyncio.sleep(0)
+    waiter.cancel()                      # Ctrl-C while waiting: the checks are not lost
+    await s.close()
+    async with await Store.open(db_url) as again:
+        assert await count(again, checks) == 450
 
 
 async def test_check_of_unknown_url_creates_an_inactive_link(store):

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, AsyncIterator, Iterable, Mapping, Sequence
 
-from sqlalchemy import and_, desc, nulls_first, or_, select, update
+from sqlalchemy import and_, bindparam, desc, nulls_first, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -123,12 +123,15 @@ class Store:
 
     async def set_at_risk(self, flags: Mapping[str, bool]) -> None:
         """Set links.at_risk by URL (URLs not stored are ignored)."""
-        from sqlalchemy import bindparam
-        rows = [{"b_url": url, "b_at_risk": bool(flag)} for url, flag in flags.items()]
-        if not rows:
+        if not flags:
             return
         stmt = update(links).where(links.c.url == bindparam("b_url")).values(at_risk=bindparam("b_at_risk"))
         async with self._write() as conn:
+            # Every scan passes every URL; only the flags that differ are written.
+            current = {url: bool(flag) for url, flag in
+                       await conn.execute(select(links.c.url, links.c.at_risk))}
+            rows = [{"b_url": url, "b_at_risk": bool(flag)} for url, flag in flags.items()
+                    if url in current and current[url] != bool(flag)]
             for part in chunks(rows, 5000):
                 await conn.execute(stmt, part)
 
