@@ -140,4 +140,4 @@ class HtmlFormat:
         return template.render(
             m=model, s=model.summary, iso=iso, pct=_pct, href=safe_href, statuses=STATUS_ORDER, healths=HEALTHS,
             trend=trend_svg(model.runs), data=script_json(data_blob(model)) if model.links else None,
-            changes_limit=25)
+            changes_limit=10)
