@@ -537,7 +537,11 @@ def _is_template(url: str) -> bool:
 
 
 def _is_cjk_punct(ch: str) -> bool:
-    return unicodedata.category(ch)[0] in "PSZ"
+    """Full-width or CJK punctuation (，。（）“” ...), which ends a sentence, not a path.
+
+    ASCII punctuation such as '-' or '.' is ordinary path text (生成模型-生成对抗网络.pdf).
+    """
+    return ord(ch) > 0x2000 and unicodedata.category(ch)[0] in "PSZ" and bool(_CJK.match(ch))
 
 
 def _cut_bare(text: str, start: int, body: int, end: int) -> int:

@@ -42,6 +42,7 @@ EXPECTED = {
         (31, 6, "http://example.com/a_(b)", "bare", F),
         (33, 2, "https://www.python.org/about/", "bare", F),
         (35, 1, "https://www.baidu.com/s?wd=图灵机&ie=utf-8", "bare", F),
+        (37, 1, "http://www.example.com/pdf/生成模型-生成对抗网络.pdf", "bare", F),
     ],
     "links.md": [
         (1, 26, "http://en.wikipedia.org/wiki/Matrix_(mathematics)#Decomposition", "link", F),
