@@ -1,0 +1,88 @@
+"""Per-host limits, the minimum interval and Retry-After deferral (checker.ratelimit)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from checker.models import HostPolicy
+from checker.ratelimit import HostGate, HostLimits, Limiter, limits_for
+from checker.settings import CheckSettings
+
+
+class FakeTime:
+    """A clock that only moves when something sleeps on it."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+def test_limits_for_uses_settings_then_policy() -> None:
+    check = CheckSettings(per_host=4, per_host_interval=0.5)
+    assert limits_for(check, None) == HostLimits(4, 0.5)
+    assert limits_for(check, HostPolicy()) == HostLimits(4, 0.5)
+    policy = HostPolicy(per_host=1, interval=2.0, headers=(("Referer", "x"),))
+    assert limits_for(check, policy) == HostLimits(1, 2.0, (("Referer", "x"),))
+    assert limits_for(check, HostPolicy(per_host=0)).per_host == 1   # never zero
+
+
+def test_gate_spaces_starts_by_interval() -> None:
+    t = FakeTime()
+    gate = HostGate(1.5, sleep=t.sleep, clock=t.clock)
+    assert [gate.reserve() for _ in range(3)] == [0.0, 1.5, 3.0]
+
+
+def test_gate_defer_pushes_next_start() -> None:
+    t = FakeTime()
+    gate = HostGate(0.0, sleep=t.sleep, clock=t.clock)
+    gate.defer(10.0)
+    assert gate.reserve() == 10.0
+    gate.defer(1.0)            # never pulls an existing deferral earlier
+    assert gate.reserve() == 10.0
+
+
+async def test_limiter_interval_sleeps_with_injected_sleep() -> None:
+    t = FakeTime()
+    limiter = Limiter(CheckSettings(per_host_interval=2.0), sleep=t.sleep, clock=t.clock)
+    starts = []
+    for _ in range(3):
+        async with limiter.slot("a.example"):
+            starts.append(t.now)
+    assert starts == [100.0, 102.0, 104.0]
+    async with limiter.slot("b.example"):     # other hosts are not held back
+        assert t.now == 104.0
+
+
+async def test_limiter_bounds_per_host_and_global_concurrency() -> None:
+    limiter = Limiter(CheckSettings(concurrency=3, per_host=2))
+    active: dict[str, int] = {}
+    peak: dict[str, int] = {}
+    total_peak = 0
+
+    async def job(host: str) -> None:
+        nonlocal total_peak
+        async with limiter.slot(host):
+            active[host] = active.get(host, 0) + 1
+            peak[host] = max(peak.get(host, 0), active[host])
+            total_peak = max(total_peak, sum(active.values()))
+            await asyncio.sleep(0.01)
+            active[host] -= 1
+
+    await asyncio.gather(*(job(h) for h in ["a"] * 6 + ["b"] * 6 + ["c"] * 6))
+    assert max(peak.values()) == 2          # per-host limit reached, never passed
+    assert total_peak == 3
+
+
+async def test_limiter_host_policy_overrides_per_host() -> None:
+    limiter = Limiter(CheckSettings(per_host=4),
+                      host_policy=lambda host: HostPolicy(per_host=1) if host == "slow" else None)
+    assert limiter.limits("slow").per_host == 1
+    assert limiter.limits("fast").per_host == 4
