@@ -97,6 +97,7 @@ class Daemon:
         self._stop_work = asyncio.Event()  # check_stage: start no new probes
         self._running: dict[str, asyncio.Task] = {}
         self._signals = 0
+        self._last_report = float("-inf")
 
     # -- life cycle ---------------------------------------------------------------
 
@@ -340,7 +341,11 @@ class Daemon:
             outcome = await self._check_batch(batch)
             if outcome.checked:
                 self.report_dirty = True
-                self.wake("report")
+                # At most one report per check_interval: on 25,000 links a report takes
+                # seconds, and a first cycle has dozens of batches. The periodic report
+                # job writes the dirty report otherwise.
+                if time.monotonic() - self._last_report >= self.settings.daemon.check_interval:
+                    self.wake("report")
             if outcome.interrupted or outcome.checked + outcome.cached < batch:
                 return
 
@@ -379,6 +384,7 @@ class Daemon:
         except BaseException:
             self.report_dirty = True
             raise
+        self._last_report = time.monotonic()
         log_event(log, "report.written", path=str(path), seconds=round(time.monotonic() - started, 3))
 
     def _archive_functions(self) -> tuple[Callable, Callable] | None:
