@@ -429,3 +429,42 @@ def test_redaction_reaches_fields_and_environment_keys(caplog):
         log_event(logger, "archive.error", error="denied for ACCESSKEY77:SECRETKEY88", n=1)
     record = caplog.records[-1]
     assert record.fields == {"error": "denied for ***:***", "n": 1}
+
+
+# -- in-process: the lease lost, the scheduler's job options -----------------------------------
+
+
+async def test_daemon_that_loses_its_lease_stops_with_exit_1(tmp_path, web, db_url):
+    """Another owner takes the lease (ours lapsed): the daemon stops working and exits 1."""
+    from checker.daemon import LEASE_NAME, Daemon
+    from checker.settings import load_settings
+    write_note(tmp_path, "a.md", ["http://site-a.test/title"])
+    config = write_config(tmp_path, "lost", db=db_url, web=web, port=0, lock_ttl="0.6s")
+    daemon = Daemon(load_settings(config, environ={}))
+    task = asyncio.create_task(daemon.run())
+
+    async def running() -> bool:
+        return daemon.status() == "running"
+
+    await until(running, 15, "the in-process daemon running")
+    assert daemon.scheduler is not None
+    for job in daemon.scheduler.get_jobs():   # never overlaps, missed runs run once
+        assert (job.max_instances, job.coalesce, job.misfire_grace_time) == (1, True, None)
+    assert {j.id for j in daemon.scheduler.get_jobs()} == {"scan", "check", "report", "archive"}
+    store = await Store.open(db_url, upgrade=False)
+    try:
+        async with store.engine.begin() as conn:
+            await conn.execute(leases.update().where(leases.c.name == LEASE_NAME)
+                               .values(owner="thief", expires_at=datetime_far()))
+        assert await asyncio.wait_for(task, 15) == 1
+        async with store.engine.connect() as conn:
+            owner = (await conn.execute(select(leases.c.owner))).scalar_one()
+        assert owner == "thief"      # a lost lease is not released: it is someone else's now
+    finally:
+        await store.close()
+
+
+def datetime_far():
+    """An expiry far in the future."""
+    from datetime import datetime, timedelta, timezone
+    return datetime.now(timezone.utc) + timedelta(days=1)
