@@ -26,7 +26,8 @@ from checker.errors import StoreError
 from checker.models import (
     CheckResult, Health, HealthState, Hop, Kind, Note, Probe, Reference, Status, Target, Verdict,
 )
-from checker.store import Store, SyncStats, mask_url, normalize_url, upgrade
+from checker.settings import Settings
+from checker.store import Store, SyncStats, mask_url, normalize_url, open_store, upgrade
 from checker.store.engine import create_engine
 from checker.store.migrate import head_revision
 from checker.store.schema import checks, links, notes, occurrences
@@ -131,6 +132,12 @@ async def test_reopen_is_idempotent_and_concurrent_opens_agree(db_url):
     assert await upgrade(db_url) == head_revision()
     async with await Store.open(db_url, upgrade=False) as s:
         assert await s.runs() == []
+
+
+async def test_open_store_uses_the_settings_database(tmp_path):
+    async with await open_store(Settings(data_dir=str(tmp_path / "data"))) as s:
+        assert s.dialect == "sqlite" and await s.runs() == []
+    assert (tmp_path / "data" / "linkhealth.db").exists()
 
 
 async def test_open_without_upgrade_refuses_an_empty_database(tmp_path):
