@@ -104,7 +104,7 @@ def _print_summary(console: Console, outcome: AuditOutcome, settings: Settings) 
                   f"{scan.targets} unique links; {outcome.check.checked} checked"
                   + (f", {outcome.check.cached} fresh from cache" if outcome.check.cached else "")
                   + (f"; {len(scan.notes_skipped)} notes skipped" if scan.notes_skipped else ""),
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     table = Table(title=None, show_edge=False)
     table.add_column("status")
     table.add_column("links", justify="right")

@@ -17,17 +17,18 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
-from .classify import classify
+from .classify import classify, random_path_url, same_page
 from .extract import extract
 from .health import next_check_at, next_health
 from .models import (
     FAILING_STATUSES, CheckResult, Health, HealthState, Kind, Probe, Reference, Status, Target,
+    Verdict,
 )
-from .notes import ScanResult, Skipped, read_note, scan
+from .notes import ScanResult, Skipped, scan
 from .probe import Prober
 from .rules import RuleSet, load_rules
 from .settings import Settings
-from .targets import to_target
+from .targets import is_file_target, to_target
 
 __all__ = [
     "Collection", "ScanOutcome", "CheckOutcome", "AuditOutcome", "Progress",
@@ -122,7 +123,7 @@ def collect(settings: Settings, paths: Sequence[str]) -> Collection:
     refs: dict[str, list[tuple[Reference, Target]]] = {}
     include_code = settings.notes.include_code
     for note in found.notes:
-        text = read_note(note)
+        text = found.text(note)
         pairs = []
         for ref in extract(text, note.path, bare_www=settings.notes.bare_www):
             if ref.in_code and not include_code:
@@ -180,9 +181,10 @@ async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int 
     if progress:
         progress.start(len(todo))
     rng = random.Random()
+    prober = Prober(settings, host_policy=rules.host_policy)
 
-    async def sink(target: Target, probe: Probe) -> None:
-        verdict = classify(target, probe, rules)
+    async def sink(target: Target, probe: Probe, verdict: Verdict | None = None) -> None:
+        verdict = verdict or await _verdict(prober, target, probe, rules, rng)
         checked_at = now_fn()
         result = CheckResult(target=target, probe=probe, verdict=verdict, checked_at=checked_at)
         prev = states[target.url].health_state if target.url in states else HealthState()
@@ -194,17 +196,36 @@ async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int 
         if progress:
             progress.advance(result)
 
-    skipped = [t for t in todo if t.skip is not None]
-    fetched = [t for t in todo if t.skip is None]
+    local = [t for t in todo if t.skip is not None or is_file_target(t)]
+    fetched = [t for t in todo if t.skip is None and not is_file_target(t)]
     try:
-        for target in skipped:
-            await sink(target, Probe(url=target.url, cause=target.skip, error=target.skip_detail,
-                                     attempts=0, started_at=now_fn()))
-        async with Prober(settings, host_policy=rules.host_policy) as prober:
+        for target in local:
+            # Not fetched: excluded or malformed (classify says which), or a file of the site
+            # that exists (the scan already proved it).
+            probe = Probe(url=target.url, cause=target.skip, error=target.skip_detail, attempts=0,
+                          started_at=now_fn())
+            file_ok = Verdict(Status.OK, at_risk=False) if target.skip is None else None
+            await sink(target, probe, file_ok)
+        async with prober:
             await _run_until_stopped(prober.run(fetched, sink), stop, outcome)
     finally:
         await store.flush()
     return outcome
+
+
+async def _verdict(prober: Prober, target: Target, probe: Probe, rules: RuleSet,
+                   rng: random.Random) -> Verdict:
+    """Classify; where a site rule asks, compare the page with a random path of its host."""
+    verdict = classify(target, probe, rules)
+    rule = rules.match(target.url)
+    if verdict.status is Status.OK and rule is not None and getattr(rule, "compare_random_path", False):
+        decoy_url = random_path_url(probe.final_url or target.url, rng)
+        decoy = await prober.fetch(Target(url=decoy_url, display_url=decoy_url, host=target.host))
+        if same_page(probe, decoy):
+            return Verdict(Status.SOFT404, error="soft 404: the page is the same as a random path on "
+                           "this host", title=verdict.title, final_url=verdict.final_url,
+                           at_risk=verdict.at_risk, rule=f"{rule.name}:compare")
+    return verdict
 
 
 async def _run_until_stopped(work, stop: asyncio.Event | None, outcome: CheckOutcome) -> None:

@@ -1,0 +1,87 @@
+"""`linkhealth fix`: point dead links in the notes to their archived copies.
+
+Only links whose death is confirmed (health ``dead``) and that have a public archived copy
+(an http(s) ``archive_url``, i.e. a Wayback capture) are rewritten. The notes are written
+atomically (temporary file in the same folder, then rename), and only the bytes of the URLs
+being rewritten change: every other byte of the file stays as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from .extract import extract
+from .notes import read_note, scan
+from .settings import Settings
+
+__all__ = ["Fix", "plan_fixes", "apply_fixes"]
+
+
+@dataclass(frozen=True)
+class Fix:
+    """One URL occurrence to rewrite: where, from what, to what."""
+
+    file: str
+    abspath: Path
+    line: int
+    col: int
+    old: str
+    new: str
+
+
+async def plan_fixes(store, settings: Settings, paths: Sequence[str]) -> list[Fix]:
+    """Find the occurrences, in the notes under ``paths``, of dead links with a public copy."""
+    from .report import build_report
+    model = await build_report(store, settings=settings)
+    replacements = {link.url: link.archive_url for link in model.links
+                    if link.health == "dead" and (link.archive_url or "").startswith(("http://", "https://"))}
+    if not replacements:
+        return []
+    fixes = []
+    for note in scan(paths, settings.notes).notes:
+        for ref in extract(read_note(note), note.path, bare_www=settings.notes.bare_www):
+            new = replacements.get(ref.url)
+            if new and not ref.in_code:
+                fixes.append(Fix(note.path, note.abspath, ref.line, ref.col, ref.url, new))
+    return fixes
+
+
+def apply_fixes(fixes: Sequence[Fix]) -> int:
+    """Rewrite the notes atomically; returns how many files changed."""
+    by_file: dict[Path, list[Fix]] = defaultdict(list)
+    for fix in fixes:
+        by_file[fix.abspath].append(fix)
+    for path, items in by_file.items():
+        text = path.read_bytes().decode("utf-8")
+        lines = text.splitlines(keepends=True)
+        # Right to left within a line, so earlier columns stay valid.
+        for fix in sorted(items, key=lambda f: (f.line, f.col), reverse=True):
+            line = lines[fix.line - 1]
+            start = fix.col - 1
+            if line[start:start + len(fix.old)] != fix.old:
+                raise ValueError(f"{fix.file}:{fix.line}:{fix.col}: the note changed since it was read "
+                                 f"(expected {fix.old!r}); nothing written")
+            lines[fix.line - 1] = line[:start] + fix.new + line[start + len(fix.old):]
+        _write_atomically(path, "".join(lines).encode("utf-8"))
+    return len(by_file)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    mode = path.stat().st_mode
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode & 0o7777)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
