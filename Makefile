@@ -22,11 +22,13 @@ $(VENV)/.test-installed: $(BIN)/linkhealth
 install-test: $(VENV)/.test-installed
 
 # The browser test drives Debian's Chromium (no browser download: none is reachable here).
+# fonts-noto-cjk: Chinese titles render as glyphs, not boxes, in the report's screenshots.
 browser:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
-	  echo "installing Debian's chromium for the browser test"; \
+	@{ command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi "noto.*cjk"; } || { \
+	  echo "installing Debian's chromium and CJK fonts for the browser test"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    chromium fonts-noto-cjk >/dev/null; }
 
 # Exit 1 means "failing links found": the audit worked, so make does not fail on it.
 audit: install

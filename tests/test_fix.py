@@ -1,0 +1,40 @@
+"""`linkhealth fix`: dead links with a Wayback copy are rewritten, and nothing else changes."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+
+from test_audit import run, web_args
+
+
+async def test_fix_rewrites_only_dead_links_with_a_public_copy(web, ca_file, tmp_path):
+    project = tmp_path / "w"
+    notes = project / "notes"
+    notes.mkdir(parents=True)
+    original = ("# 笔记\r\n\r\n死链 https://example.com/404 还在这里。\r\n\r\n"
+                "[旧文](https://example.com/410) and https://github.com/title\r\n"
+                "`https://example.com/404` stays: it is code\r\n")
+    (notes / "n.md").write_bytes(original.encode("utf-8"))
+    code, _, err = await run("audit", "notes", "--fail-on", "never", *web_args(web, ca_file), cwd=project)
+    assert code == 0, err
+    db = sqlite3.connect(project / ".linkhealth" / "linkhealth.db")
+    now = datetime.now(timezone.utc).isoformat()
+    snap = "https://web.archive.org/web/20200101000000/https://example.com/404"
+    for url in ("https://example.com/404", "https://example.com/410"):
+        db.execute("update links set health = 'dead' where url = ?", (url,))
+    link_id = db.execute("select id from links where url = 'https://example.com/404'").fetchone()[0]
+    db.execute("insert into snapshots (link_id, service, archive_url, captured_at, http_status, created_at) "
+               "values (?, 'wayback', ?, ?, 200, ?)", (link_id, snap, now, now))
+    db.commit()
+
+    code, out, err = await run("fix", "notes", cwd=project)          # dry run
+    assert code == 0, err
+    assert "notes/n.md:3:" in out and "1 links would change" in out
+    assert (notes / "n.md").read_bytes() == original.encode("utf-8")
+
+    code, out, err = await run("fix", "notes", "--apply", cwd=project)
+    assert code == 0, err
+    expected = original.replace("死链 https://example.com/404", f"死链 {snap}")
+    assert (notes / "n.md").read_bytes() == expected.encode("utf-8")   # CRLF and code kept
+    assert not list(notes.glob(".*.tmp"))
