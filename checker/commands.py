@@ -61,16 +61,19 @@ def run_audit_command(settings: Settings, paths: Sequence[str], *, fmt: str, out
     """`linkhealth audit`: check, write the report(s), print the summary, return the exit code."""
     err = Console(stderr=True)
     bar = _Bar(err, "checking")
+    archive_bar = _ArchiveBar(err)
 
     async def main() -> AuditOutcome:
         store = await _open_store(settings)
         try:
-            outcome = await run_audit(store, settings, paths, progress=bar, archive=archive)
+            outcome = await run_audit(store, settings, paths, progress=bar, archive=archive,
+                                      archive_progress=archive_bar)
             bar.stop()
             await _write_outputs(store, settings, fmt, output)
             return outcome
         finally:
             bar.stop()
+            archive_bar.stop()
             await store.close()
 
     outcome = asyncio.run(main())
@@ -80,6 +83,8 @@ def run_audit_command(settings: Settings, paths: Sequence[str], *, fmt: str, out
         out = Console(file=open(output, "w", encoding="utf-8") if output else sys.stdout,
                       width=None if not output else 120)
         _print_summary(out, outcome, settings)
+    if outcome.archive is not None:
+        print_archive_summary(Console(stderr=fmt != "text"), outcome.archive)
     return EXIT_FAILING if outcome.exit_failing(settings.check.fail_on) else EXIT_OK
 
 
@@ -151,23 +156,62 @@ def run_report_command(settings: Settings, *, fmt: str, output: str | None) -> N
 
 
 def run_archive_command(settings: Settings, *, dry_run: bool, limit: int | None) -> None:
-    """`linkhealth archive`: plan and run the archive queue once."""
+    """`linkhealth archive`: plan and run the archive queue once, with a progress bar."""
     from .archive import plan_archive, run_archive
     from .pipeline import utcnow
     err = Console(stderr=True)
+    bar = _ArchiveBar(err)
 
     async def main():
         store = await _open_store(settings)
         try:
             plan = await plan_archive(store, settings, utcnow())
-            summary = await run_archive(store, settings, now_fn=utcnow, limit=limit, dry_run=dry_run)
+            summary = await run_archive(store, settings, now_fn=utcnow, limit=limit, dry_run=dry_run,
+                                        progress=bar)
             return plan, summary
         finally:
+            bar.stop()
             await store.close()
 
     plan, summary = asyncio.run(main())
-    err.print(f"archive plan: {plan}", highlight=False)
-    Console().print(f"archive: {summary}", highlight=False)
+    print_archive_summary(Console(), summary, plan=plan)
+
+
+class _ArchiveBar:
+    """Progress of the archive queue (done, total, message) as a rich bar on a terminal."""
+
+    def __init__(self, console: Console) -> None:
+        self.bar = _Bar(console, "archiving")
+        self.started = False
+
+    def __call__(self, done: int, total: int, message: str) -> None:
+        if not self.started:
+            self.bar.start(total)
+            self.started = True
+        self.bar.advance()
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+def print_archive_summary(console: Console, summary, *, plan=None) -> None:
+    """What the archive queue did: planned jobs, outcomes, pauses and errors."""
+    if plan is not None:
+        planned = ", ".join(f"{k} {v}" for k, v in sorted(plan.counts.items())) or "nothing new"
+        console.print(f"archive plan: {plan.candidates} candidate links; queued: {planned}", highlight=False)
+    if summary.dry_run:
+        console.print(f"dry run: {summary.due} jobs are due; nothing was sent", highlight=False)
+        for job in summary.jobs:
+            console.print(f"  would {job.action.value if hasattr(job.action, 'value') else job.action} "
+                          f"on {job.service}: {job.url}", highlight=False, soft_wrap=True)
+        return
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items()) if v) or "nothing due"
+    console.print(f"archive: {summary.due} jobs due; {outcomes}; {summary.snapshots} new snapshots",
+                  highlight=False)
+    for event in summary.events:
+        console.print(f"  [yellow]{event}[/]", highlight=False)
+    for error in summary.errors:
+        console.print(f"  [red]error[/]: {error}", highlight=False)
 
 
 def run_archive_show(settings: Settings, url: str) -> int:
@@ -187,7 +231,12 @@ def run_archive_show(settings: Settings, url: str) -> int:
         console.print(f"no copy of {url} is known", highlight=False)
         return EXIT_FAILING
     for snap in snaps:
-        console.print(str(snap), highlight=False)
+        where = snap.archive_url or ""
+        if snap.local_path:
+            where += f"  (WARC: {snap.local_path})"
+        missing = "" if snap.available else "  [red]file missing[/]"
+        console.print(f"{snap.service:8} {snap.captured_at:%Y-%m-%d %H:%M} "
+                      f"HTTP {snap.http_status or '-'}  {where}{missing}", highlight=False, soft_wrap=True)
     return EXIT_OK
 
 
