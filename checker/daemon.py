@@ -48,6 +48,7 @@ from .web import Metrics, check_exposure, create_app, parse_listen, start_web
 __all__ = ["run_daemon", "Daemon", "LEASE_NAME"]
 
 LEASE_NAME = "daemon"
+REPORT_MIN_SPACING = 60.0   # seconds between two reports woken by check batches
 log = logging.getLogger("linkhealth.daemon")
 
 
@@ -341,10 +342,11 @@ class Daemon:
             outcome = await self._check_batch(batch)
             if outcome.checked:
                 self.report_dirty = True
-                # At most one report per check_interval: on 25,000 links a report takes
-                # seconds, and a first cycle has dozens of batches. The periodic report
-                # job writes the dirty report otherwise.
-                if time.monotonic() - self._last_report >= self.settings.daemon.check_interval:
+                # At most one woken report a minute (or per check_interval if longer): on
+                # 25,000 links a report takes seconds, and a first cycle has dozens of
+                # batches. The periodic report job writes the dirty report otherwise.
+                spacing = max(self.settings.daemon.check_interval, REPORT_MIN_SPACING)
+                if time.monotonic() - self._last_report >= spacing:
                     self.wake("report")
             if outcome.interrupted or outcome.checked + outcome.cached < batch:
                 return
