@@ -43,7 +43,7 @@ from .pipeline import CheckOutcome, check_stage, report_stage, scan_stage
 from .rules import load_rules
 from .settings import Settings
 from .store import Store, daemonquery
-from .web import Metrics, check_exposure, create_app, parse_listen, start_web
+from .web import Metrics, check_exposure, create_app, is_loopback, parse_listen, start_web
 
 __all__ = ["run_daemon", "Daemon", "LEASE_NAME"]
 
@@ -118,7 +118,7 @@ class Daemon:
                              lease_held=lambda: self.lease_held)
             runner, bound = await start_web(app, host, port)
             log_event(log, "web.listen", host=host or "*", port=bound, token_required=auth,
-                      loopback_only=not auth or host in ("127.0.0.1", "::1", "localhost"))
+                      loopback=is_loopback(host))
             if not await self._acquire_lease():
                 return self.exit_code
             renewer = asyncio.create_task(self._renew_lease(), name="lease-renewer")
