@@ -15,7 +15,7 @@ import re
 import lxml.html
 from lxml import etree
 
-__all__ = ["is_html", "charset_from_content_type", "decode_body", "extract_title"]
+__all__ = ["is_html", "is_json", "charset_from_content_type", "decode_body", "extract_title"]
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _CHARSET_RE = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
@@ -33,6 +33,14 @@ def is_html(content_type: str | None) -> bool:
     if not content_type:
         return True
     return content_type.split(";", 1)[0].strip().lower() in _HTML_TYPES
+
+
+def is_json(content_type: str | None) -> bool:
+    """True for JSON content types (``application/json``, ``application/problem+json``)."""
+    if not content_type:
+        return False
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
 
 
 def charset_from_content_type(content_type: str | None) -> str | None:

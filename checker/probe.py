@@ -27,7 +27,7 @@ from yarl import URL
 
 from .http import classify_exception, create_session, read_limited
 from .models import Cause, Hop, HostPolicy, Probe, Status, Target
-from .page import decode_body, extract_title, is_html
+from .page import decode_body, extract_title, is_html, is_json
 from .ratelimit import Limiter
 from .retry import parse_retry_after, retry_delay, should_retry
 from .settings import Settings
@@ -168,7 +168,9 @@ class Prober:
                     seen.add(str(nxt))
                     current = nxt
                     continue
-                if result.method == "GET" and is_html(result.content_type):
+                if result.method == "GET" and (is_html(result.content_type) or is_json(result.content_type)):
+                    # JSON too: some sites answer robots with a JSON error and status 200
+                    # (Zhihu's {"error": {"code": 40362 ...}}), which the site rules read.
                     limit = self._check.max_body_bytes
                     raw = await read_limited(resp, limit + 1)
                     result.truncated = len(raw) > limit
@@ -182,7 +184,7 @@ class Prober:
         body = title = None
         if r.raw is not None:
             body = decode_body(r.raw, r.content_type, truncated=r.truncated)
-            title = extract_title(body)
+            title = extract_title(body) if is_html(r.content_type) else None
         if r.cause is None and r.status is not None and r.status >= 400:
             r.cause, r.error = Cause.HTTP_STATUS, f"HTTP {r.status}"
         return Probe(url=r.url, method=r.method, http_status=r.status, final_url=r.final_url,
