@@ -193,7 +193,7 @@
     var scope = $("scope");
     if (state.note >= 0 || state.host >= 0) {
       scope.hidden = false;
-      $("scope-text").textContent = state.note >= 0 ? "Links cited in " + D.notes[state.note] : "Links on host " + D.hosts[state.host];
+      $("scope-text").textContent = state.note >= 0 ? "Links cited in " + D.notes[state.note] : "Links on host " + (D.hosts[state.host] || "(none)");
     } else { scope.hidden = true; }
   }
 
@@ -209,7 +209,9 @@
   }
   function hostRow(h) {
     var tr = el("tr"), td = el("td");
-    td.appendChild(scopeButton(D.hosts[h[0]], function () { state.host = h[0]; state.note = -1; showTab("links"); update(); }));
+    // Relative links and malformed URLs have no host: name the group instead of an empty cell.
+    td.appendChild(scopeButton(D.hosts[h[0]] || "(no host: relative or malformed)",
+                               function () { state.host = h[0]; state.note = -1; showTab("links"); update(); }));
     if (h[5]) { td.appendChild(document.createTextNode(" ")); td.appendChild(el("span", "badge risk", "at risk")); }
     tr.appendChild(td); numCells(tr, [h[1], h[2], h[3], h[4]]); return tr;
   }
