@@ -32,14 +32,14 @@ import signal
 import socket
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import Any, Awaitable, Callable, Sequence
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from .errors import LinkhealthError
 from .logs import configure_logging, log_event
-from .pipeline import CheckOutcome, check_stage, report_stage, scan_stage
+from .pipeline import CheckOutcome, check_stage, report_stage, scan_stage, utcnow
 from .rules import load_rules
 from .settings import Settings
 from .store import Store, daemonquery
@@ -50,11 +50,6 @@ __all__ = ["run_daemon", "Daemon", "LEASE_NAME"]
 LEASE_NAME = "daemon"
 REPORT_MIN_SPACING = 60.0   # seconds between two reports woken by check batches
 log = logging.getLogger("linkhealth.daemon")
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(timezone.utc)
 
 
 async def run_daemon(settings: Settings, *, paths: Sequence[str] | None = None) -> int:

@@ -207,7 +207,10 @@ async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int 
             file_ok = Verdict(Status.OK, at_risk=False) if target.skip is None else None
             await sink(target, probe, file_ok)
         async with prober:
-            await _run_until_stopped(prober.run(fetched, sink), stop, outcome)
+            # On stop, no new probe starts and the ones in flight finish (the daemon bounds
+            # that by its grace period, cancelling this stage when the period is over).
+            await prober.run(fetched, sink, stop=stop)
+        outcome.interrupted = stop is not None and stop.is_set() and outcome.checked < len(todo)
     finally:
         await store.flush()
     return outcome
@@ -226,25 +229,6 @@ async def _verdict(prober: Prober, target: Target, probe: Probe, rules: RuleSet,
                            "this host", title=verdict.title, final_url=verdict.final_url,
                            at_risk=verdict.at_risk, rule=f"{rule.name}:compare")
     return verdict
-
-
-async def _run_until_stopped(work, stop: asyncio.Event | None, outcome: CheckOutcome) -> None:
-    """Run the probe loop; when ``stop`` is set, cancel it (in-flight work ends, no new work)."""
-    task = asyncio.ensure_future(work)
-    if stop is None:
-        await task
-        return
-    waiter = asyncio.ensure_future(stop.wait())
-    done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    if task not in done:
-        outcome.interrupted = True
-        task.cancel()
-    waiter.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        if not outcome.interrupted:
-            raise
 
 
 def _plan(targets: Sequence[Target], states: Mapping, settings: Settings, now: datetime,
@@ -280,7 +264,9 @@ async def report_stage(store, settings: Settings, fmt: str = "html", path: Path 
     from .report import build_report, write_report
     model = await build_report(store, settings=settings)
     path = Path(path or settings.report_path)
-    write_report(model, fmt, path)
+    # Rendering 25,000 links takes a second or more: off the event loop, so that the
+    # daemon's probes and its web server keep going meanwhile.
+    await asyncio.to_thread(write_report, model, fmt, path)
     return path
 
 

@@ -195,12 +195,15 @@ class Prober:
 
     # -- many URLs -----------------------------------------------------------------------
 
-    async def run(self, targets: Iterable[Target], sink: Sink) -> None:
+    async def run(self, targets: Iterable[Target], sink: Sink, *,
+                  stop: asyncio.Event | None = None) -> None:
         """Fetch every target (skipped ones excluded), calling ``sink`` as each finishes.
 
         A queue per host; hosts start largest first; at most ``check.concurrency``
-        workers, at most the host's per-host limit of them on one host. Cancelling
-        run() cancels in-flight work; no sink call happens after run() returns.
+        workers, at most the host's per-host limit of them on one host. Once ``stop``
+        is set no new fetch starts, and run() returns when the fetches in flight have
+        finished (a graceful stop). Cancelling run() cancels in-flight work; no sink
+        call happens after run() returns.
         """
         assert self._limiter is not None, "use 'async with Prober(...)'"
         queues: dict[str, deque[Target]] = {}
@@ -213,7 +216,7 @@ class Prober:
 
         async def worker(queue: deque[Target]) -> None:
             try:
-                while queue and not failed:
+                while queue and not failed and not (stop is not None and stop.is_set()):
                     target = queue.popleft()
                     await sink(target, await self.fetch(target))
             except asyncio.CancelledError:
@@ -229,7 +232,7 @@ class Prober:
                 queue = queues[host]
                 for _ in range(min(self._limiter.limits(host).per_host, len(queue))):
                     await slots.acquire()
-                    if not queue or failed:
+                    if not queue or failed or (stop is not None and stop.is_set()):
                         slots.release()
                         break
                     tasks.append(asyncio.create_task(worker(queue)))

@@ -273,6 +273,29 @@ async def test_daemon_scans_checks_reports_serves_and_stops(tmp_path, web, db_ur
     assert batch["checked"] == 3 and batch["status_ok"] == 2 and batch["status_broken"] == 1
 
 
+async def test_sigterm_lets_in_flight_checks_finish(tmp_path, web, db_url, daemons):
+    """SIGTERM during a slow check: that check finishes and is stored; queued ones do not start."""
+    slow = "http://slow.test/slow/2500"
+    queued = [f"http://slow.test/slow/{i}" for i in range(1, 4)]
+    write_note(tmp_path, "s.md", [slow, *queued])
+    port = free_port()
+    config = write_config(tmp_path, "s", db=db_url, web=web, port=port, grace_period="10s")
+    text = config.read_text(encoding="utf-8").replace("per_host = 2", "per_host = 1")
+    config.write_text(text, encoding="utf-8")   # one fetch at a time on the host
+    proc = DaemonProc(tmp_path, config, "s", port).start()
+    daemons.append(proc)
+    await until(lambda: _hit(web, "/slow/2500"), 20, "the slow fetch to start", proc)
+    proc.signal(signal.SIGTERM)
+    assert await proc.wait_exit() == 0, proc.tail()
+    rows = await db_rows(db_url, select(links.c.display_url, links.c.status).where(links.c.checked_at.is_not(None)))
+    assert dict(rows) == {slow: "ok"}, proc.tail()
+    assert all(web.hits[f"/slow/{i}"] == 0 for i in range(1, 4))
+
+
+async def _hit(web, path: str) -> bool:
+    return web.hits[path] > 0
+
+
 async def _status_is(proc: DaemonProc, path: str, code: int) -> bool:
     return (await proc.get(path))[0] == code
 

@@ -273,6 +273,25 @@ async def test_run_cancellation_stops_cleanly(web, web_settings) -> None:
     assert calls_after == []
 
 
+async def test_run_stop_lets_in_flight_fetches_finish_and_starts_no_more(web, web_settings) -> None:
+    # One host, one worker: the first (slow) fetch is in flight when stop is set.
+    targets = [target("https://example.com/slow/400")] + [target(f"https://example.com/slow/{i}")
+                                                         for i in range(1, 6)]
+    done: list[tuple[str, int | None]] = []
+    stop = asyncio.Event()
+
+    async def sink(t: Target, probe: Probe) -> None:
+        done.append((t.url, probe.http_status))
+
+    async with Prober(web_settings(per_host=1, concurrency=1)) as prober:
+        task = asyncio.create_task(prober.run(targets, sink, stop=stop))
+        await asyncio.sleep(0.15)
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    assert done == [("https://example.com/slow/400", 200)]       # finished, not cancelled
+    assert web.hits["/slow/1"] == 0                                # nothing new started
+
+
 async def test_run_sink_failure_propagates(web, web_settings) -> None:
     targets = [target(f"https://h{i}.example.com/title") for i in range(10)]
 
