@@ -60,10 +60,12 @@ async def run_daemon(settings: Settings, *, paths: Sequence[str] | None = None) 
 
 
 class _MetricsProgress:
-    """The check stage's progress sink: feeds the metrics (checks done, latency)."""
+    """The check stage's progress sink: feeds the metrics, and refreshes the report now and
+    then during a long batch (a first cycle over a large collection takes an hour or more)."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, on_progress: Callable[[], None] | None = None) -> None:
         self.metrics = metrics
+        self.on_progress = on_progress
 
     def start(self, total: int) -> None:
         """Nothing to do at the start of a batch."""
@@ -71,6 +73,8 @@ class _MetricsProgress:
     def advance(self, result: Any) -> None:
         """Count one finished check."""
         self.metrics.observe_check(str(result.verdict.status), result.probe.latency_ms)
+        if self.on_progress is not None:
+            self.on_progress()
 
 
 class Daemon:
@@ -336,23 +340,30 @@ class Daemon:
                 return
             outcome = await self._check_batch(batch)
             if outcome.checked:
-                self.report_dirty = True
-                # At most one woken report a minute (or per check_interval if longer): on
-                # 25,000 links a report takes seconds, and a first cycle has dozens of
-                # batches. The periodic report job writes the dirty report otherwise.
-                spacing = max(self.settings.daemon.check_interval, REPORT_MIN_SPACING)
-                if time.monotonic() - self._last_report >= spacing:
-                    self.wake("report")
+                self._report_during_batch()
             if outcome.interrupted or outcome.checked + outcome.cached < batch:
                 return
+
+    def _report_during_batch(self) -> None:
+        """Mark the report dirty and wake it, at most once per report spacing.
+
+        At most one woken report a minute (or per check_interval if longer): on 25,000
+        links a report takes seconds. The periodic report job writes a dirty report otherwise.
+        """
+        self.report_dirty = True
+        spacing = max(self.settings.daemon.check_interval, REPORT_MIN_SPACING)
+        if time.monotonic() - self._last_report >= spacing:
+            self._last_report = time.monotonic()
+            self.wake("report")
 
     async def _check_batch(self, limit: int) -> Any:
         started = time.monotonic()
         run_id = await self.store.start_run("daemon", utcnow())
         outcome, state, message = CheckOutcome(), "failed", None
         try:
+            progress = _MetricsProgress(self.metrics, self._report_during_batch)
             outcome = await check_stage(self.store, self.settings, self.rules, run_id=run_id, limit=limit,
-                                        progress=_MetricsProgress(self.metrics), stop=self._stop_work)
+                                        progress=progress, stop=self._stop_work)
             state = "interrupted" if outcome.interrupted else "done"
         except asyncio.CancelledError:
             state, message = "interrupted", "cancelled at the end of the grace period"
