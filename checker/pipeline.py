@@ -9,6 +9,7 @@ run_audit    one-off: scan, check, optionally archive, report
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import uuid
 from collections import Counter
@@ -24,7 +25,7 @@ from .models import (
     FAILING_STATUSES, CheckResult, Health, HealthState, Kind, Probe, Reference, Status, Target,
     Verdict,
 )
-from .notes import ScanResult, Skipped, scan
+from .notes import ScanResult, Skipped, display_path, scan
 from .probe import Prober
 from .rules import RuleSet, load_rules
 from .settings import Settings
@@ -56,7 +57,7 @@ class Collection:
     skipped: tuple[Skipped, ...]
     refs: Mapping[str, Sequence[tuple[Reference, Target]]]     # note path -> references
 
-    @property
+    @functools.cached_property
     def targets(self) -> dict[str, Target]:
         """One target per normalized URL (one check per unique URL)."""
         out: dict[str, Target] = {}
@@ -145,25 +146,12 @@ async def _scan(store, settings: Settings, rules: RuleSet, *, paths: Sequence[st
     roots = list(paths or settings.notes.paths)
     collection = await asyncio.to_thread(collect, settings, roots)
     now = now or utcnow()
-    sync = await store.sync_notes(collection.notes, collection.refs, roots=_root_prefixes(roots), now=now)
+    sync = await store.sync_notes(collection.notes, collection.refs, roots=[display_path(Path(r)) for r in roots], now=now)
     targets = collection.targets
     await store.set_at_risk({url: rules.at_risk(url) for url in targets})
     outcome = ScanOutcome(notes_scanned=len(collection.notes), notes_skipped=collection.skipped,
                           references=collection.reference_count, targets=len(targets), sync=sync)
     return outcome, collection
-
-
-def _root_prefixes(roots: Sequence[str]) -> list[str]:
-    """Scan roots written the way Note.path is written (relative to the cwd, POSIX)."""
-    out = []
-    cwd = Path.cwd().resolve()
-    for root in roots:
-        path = Path(root).resolve()
-        try:
-            out.append(path.relative_to(cwd).as_posix())
-        except ValueError:
-            out.append(path.as_posix())
-    return out
 
 
 async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int | None,
