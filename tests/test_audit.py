@@ -265,3 +265,26 @@ async def test_extract_jsonl(project):
     ]
     code, out, _ = await run("extract", "notes", "--format", "jsonl", "--include-code", cwd=project)
     assert json.loads(out.splitlines()[-1])["in_code"] is True
+
+
+async def test_relative_links_are_checked_against_the_site_root(project):
+    site = project / "site"
+    (site / "images").mkdir(parents=True)
+    (site / "images" / "here.png").write_bytes(b"\x89PNG\r\n")
+    notes = site / "_posts"
+    notes.mkdir()
+    (notes / "p.md").write_text("![](/images/here.png)\n\n![](/images/gone.png)\n\n[x](../images/here.png)\n",
+                                encoding="utf-8")
+    (project / "lh.toml").write_text('[notes]\nsite_root = "site"\n', encoding="utf-8")
+    code, out, err = await run("audit", "site/_posts", "--config", "lh.toml", "--format", "json", cwd=project)
+    assert code == 1, err
+    links = {link["url"]: link for link in json.loads(out)["links"]}
+    assert links["/images/here.png"]["status"] == "ok"
+    # ../images/here.png from _posts/ is the same file: one link, cited twice
+    assert [o["line"] for o in links["/images/here.png"]["occurrences"]] == [1, 5]
+    assert links["/images/gone.png"]["status"] == "broken"
+    assert "missing file" in links["/images/gone.png"]["error"]
+    # Without a site root they are excluded, not failing.
+    code, out, _ = await run("audit", "site/_posts", "--format", "json", cwd=project)
+    assert code == 0
+    assert {link["status"] for link in json.loads(out)["links"]} == {"excluded"}
