@@ -199,7 +199,10 @@ def classify_exception(exc: BaseException) -> tuple[Cause, str]:
                         cx.ClientSSLError, ssl.SSLError)):
         return Cause.TLS, f"TLS failure: {_reason(exc)}"
     if isinstance(exc, cx.ClientConnectorDNSError):
-        return Cause.DNS, f"DNS lookup failed: {_reason(exc)}"
+        # aiohttp's text repeats "Cannot connect to host H:P ssl:..." before the resolver's
+        # reason; the host and the reason are what a reader needs.
+        reason = exc.os_error.strerror or _reason(exc.os_error) if exc.os_error else _reason(exc)
+        return Cause.DNS, f"DNS lookup failed for {exc.host}: {reason}"
     if isinstance(exc, cx.ConnectionTimeoutError):
         return Cause.CONNECT_TIMEOUT, "connection timed out"
     if isinstance(exc, cx.SocketTimeoutError):

@@ -214,3 +214,8 @@ async def test_session_is_a_client_session(web_settings) -> None:
         assert session.timeout.total == 2.0 and session.timeout.connect == 1.0
     finally:
         await session.close()
+
+
+def test_dns_failure_sentence_names_host_and_reason() -> None:
+    exc = cx.ClientConnectorDNSError(_key(), socket.gaierror(-2, "Name or service not known"))
+    assert classify_exception(exc) == (Cause.DNS, "DNS lookup failed for h.example: Name or service not known")
