@@ -4,11 +4,13 @@ pipeline, print to the terminal (rich), return an exit code. No click here."""
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
     TimeRemainingColumn
 from rich.table import Table
@@ -21,6 +23,15 @@ __all__ = ["run_audit_command", "run_report_command", "run_archive_command", "ru
            "run_fix_command"]
 
 EXIT_OK, EXIT_FAILING = 0, 1
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _t(value: object) -> str:
+    """Text from notes or remote servers, safe to print: no control characters (a hostile
+    title or error could carry terminal escape sequences), and rich markup escaped."""
+    return escape(_CONTROL.sub("\ufffd", str(value)))
 
 
 class _Bar:
@@ -78,7 +89,7 @@ def run_audit_command(settings: Settings, paths: Sequence[str], *, fmt: str, out
 
     outcome = asyncio.run(main())
     for skipped in outcome.scan.notes_skipped:
-        err.print(f"[yellow]warning[/]: skipped {skipped.path}: {skipped.reason}", highlight=False)
+        err.print(f"[yellow]warning[/]: skipped {_t(skipped.path)}: {_t(skipped.reason)}", highlight=False)
     if fmt == "text":
         out = Console(file=open(output, "w", encoding="utf-8") if output else sys.stdout,
                       width=None if not output else 120)
@@ -127,9 +138,9 @@ def _print_summary(console: Console, outcome: AuditOutcome, settings: Settings) 
         for link in outcome.failing:
             places = ", ".join(f"{o['file']}:{o['line']}" for o in link["occurrences"][:3]) or "-"
             detail = link.get("error") or (f"HTTP {link['http_status']}" if link.get("http_status") else "")
-            console.print(f"  {places}  [red]{link['status']}[/] ({link['health']})  {link['url']}"
-                          + (f"  [dim]{detail}[/]" if detail else ""), highlight=False, soft_wrap=True)
-    console.print(f"\nreport: {settings.report_path}", highlight=False)
+            console.print(f"  {_t(places)}  [red]{link['status']}[/] ({link['health']})  {_t(link['url'])}"
+                          + (f"  [dim]{_t(detail)}[/]" if detail else ""), highlight=False, soft_wrap=True)
+    console.print(f"\nreport: {_t(settings.report_path)}", highlight=False)
     if outcome.interrupted:
         console.print("[yellow]interrupted[/]: the checks done so far are saved", highlight=False)
 
@@ -203,15 +214,15 @@ def print_archive_summary(console: Console, summary, *, plan=None) -> None:
         console.print(f"dry run: {summary.due} jobs are due; nothing was sent", highlight=False)
         for job in summary.jobs:
             console.print(f"  would {job.action.value if hasattr(job.action, 'value') else job.action} "
-                          f"on {job.service}: {job.url}", highlight=False, soft_wrap=True)
+                          f"on {job.service}: {_t(job.url)}", highlight=False, soft_wrap=True)
         return
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items()) if v) or "nothing due"
     console.print(f"archive: {summary.due} jobs due; {outcomes}; {summary.snapshots} new snapshots",
                   highlight=False)
     for event in summary.events:
-        console.print(f"  [yellow]{event}[/]", highlight=False)
+        console.print(f"  [yellow]{_t(event)}[/]", highlight=False)
     for error in summary.errors:
-        console.print(f"  [red]error[/]: {error}", highlight=False)
+        console.print(f"  [red]error[/]: {_t(error)}", highlight=False)
 
 
 def run_archive_show(settings: Settings, url: str) -> int:
@@ -228,7 +239,7 @@ def run_archive_show(settings: Settings, url: str) -> int:
     snaps = asyncio.run(main())
     console = Console()
     if not snaps:
-        console.print(f"no copy of {url} is known", highlight=False)
+        console.print(f"no copy of {_t(url)} is known", highlight=False)
         return EXIT_FAILING
     for snap in snaps:
         where = snap.archive_url or ""
@@ -236,7 +247,7 @@ def run_archive_show(settings: Settings, url: str) -> int:
             where += f"  (WARC: {snap.local_path})"
         missing = "" if snap.available else "  [red]file missing[/]"
         console.print(f"{snap.service:8} {snap.captured_at:%Y-%m-%d %H:%M} "
-                      f"HTTP {snap.http_status or '-'}  {where}{missing}", highlight=False, soft_wrap=True)
+                      f"HTTP {snap.http_status or '-'}  {_t(where)}{missing}", highlight=False, soft_wrap=True)
     return EXIT_OK
 
 
@@ -257,7 +268,8 @@ def run_fix_command(settings: Settings, paths: Sequence[str], *, apply: bool) ->
         console.print("nothing to fix: no dead link with an archived copy", highlight=False)
         return EXIT_OK
     for fix in fixes:
-        console.print(f"{fix.file}:{fix.line}: {fix.old} -> {fix.new}", highlight=False, soft_wrap=True)
+        console.print(f"{_t(fix.file)}:{fix.line}: {_t(fix.old)} -> {_t(fix.new)}", highlight=False,
+                      soft_wrap=True)
     if apply:
         changed = apply_fixes(fixes)
         console.print(f"rewrote {len(fixes)} links in {changed} notes", highlight=False)

@@ -288,3 +288,16 @@ async def test_relative_links_are_checked_against_the_site_root(project):
     code, out, _ = await run("audit", "site/_posts", "--format", "json", cwd=project)
     assert code == 0
     assert {link["status"] for link in json.loads(out)["links"]} == {"excluded"}
+
+
+async def test_terminal_summary_prints_hostile_text_literally(web, ca_file, project):
+    """Markup-like URLs and control characters in errors neither crash nor reach the terminal raw."""
+    web.page("/gone[/red]x", "<title>x</title>", status=404)
+    write_notes(project / "notes", ["https://example.com/gone[/red]x", "https://mp.weixin.qq.com/s/Weird01"])
+    web.page("/s/Weird01", '<title></title><div class="weui-msg"><h2 class="weui-msg__title">'
+                           "该内容已被发布者删除\x1b[2J\x07</h2></div>")
+    code, out, err = await run("audit", "notes", *web_args(web, ca_file), cwd=project)
+    assert code == 1, err
+    assert "https://example.com/gone[/red]x" in out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "该内容已被发布者删除" in out
