@@ -105,6 +105,10 @@ def main() -> None:
     Example:
       linkhealth audit notes/ --format json -o report.json
     """
+    # A terminal whose locale cannot show Chinese gets escapes, not a crash.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 @main.command()
@@ -120,24 +124,26 @@ def extract(paths: tuple[str, ...], fmt: str, include_code: bool, config: str | 
     Example:
       linkhealth extract notes/ --format jsonl > refs.jsonl
     """
+    from .commands import write_stdout
     from .extract import extract as extract_refs
-    from .notes import read_note, scan
+    from .notes import scan
     settings = _settings(config)
     found = scan(paths, settings.notes)
     for skipped in found.skipped:
         click.echo(f"linkhealth: warning: skipped {skipped.path}: {skipped.reason}", err=True)
-    out = click.get_text_stream("stdout")
     for note in found.notes:
-        for ref in extract_refs(read_note(note), note.path, bare_www=settings.notes.bare_www):
+        lines = []
+        for ref in extract_refs(found.text(note), note.path, bare_www=settings.notes.bare_www):
             if ref.in_code and not (include_code or settings.notes.include_code):
                 continue
             if fmt == "jsonl":
-                out.write(json.dumps({"file": ref.file, "line": ref.line, "col": ref.col, "url": ref.url,
-                                      "kind": str(ref.kind), "in_code": ref.in_code},
-                                     ensure_ascii=False) + "\n")
+                lines.append(json.dumps({"file": ref.file, "line": ref.line, "col": ref.col, "url": ref.url,
+                                         "kind": str(ref.kind), "in_code": ref.in_code}, ensure_ascii=False))
             else:
                 code = " (code)" if ref.in_code else ""
-                out.write(f"{ref.file}:{ref.line}:{ref.col}\t{ref.kind}{code}\t{ref.url}\n")
+                lines.append(f"{ref.file}:{ref.line}:{ref.col}\t{ref.kind}{code}\t{ref.url}")
+        if lines:
+            write_stdout("\n".join(lines) + "\n")
 
 
 @main.command()

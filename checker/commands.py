@@ -20,7 +20,7 @@ from .pipeline import AuditOutcome, run_audit
 from .settings import Settings
 
 __all__ = ["run_audit_command", "run_report_command", "run_archive_command", "run_archive_show",
-           "run_fix_command"]
+           "run_fix_command", "write_stdout"]
 
 EXIT_OK, EXIT_FAILING = 0, 1
 
@@ -32,6 +32,18 @@ def _t(value: object) -> str:
     """Text from notes or remote servers, safe to print: no control characters (a hostile
     title or error could carry terminal escape sequences), and rich markup escaped."""
     return escape(_CONTROL.sub("\ufffd", str(value)))
+
+
+def write_stdout(text: str) -> None:
+    """Structured output (JSON, CSV, Markdown, HTML, JSONL) goes out as UTF-8 whatever the
+    terminal's locale says, so that Chinese titles survive a pipe or a redirect."""
+    sys.stdout.flush()
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:
+        sys.stdout.write(text)
+        return
+    buffer.write(text.encode("utf-8"))
+    buffer.flush()
 
 
 class _Bar:
@@ -90,10 +102,11 @@ def run_audit_command(settings: Settings, paths: Sequence[str], *, fmt: str, out
     outcome = asyncio.run(main())
     for skipped in outcome.scan.notes_skipped:
         err.print(f"[yellow]warning[/]: skipped {_t(skipped.path)}: {_t(skipped.reason)}", highlight=False)
-    if fmt == "text":
-        out = Console(file=open(output, "w", encoding="utf-8") if output else sys.stdout,
-                      width=None if not output else 120)
-        _print_summary(out, outcome, settings)
+    if fmt == "text" and output:
+        with open(output, "w", encoding="utf-8") as handle:
+            _print_summary(Console(file=handle, width=120), outcome, settings)
+    elif fmt == "text":
+        _print_summary(Console(), outcome, settings)
     if outcome.archive is not None:
         print_archive_summary(Console(stderr=fmt != "text"), outcome.archive)
     return EXIT_FAILING if outcome.exit_failing(settings.check.fail_on) else EXIT_OK
@@ -109,8 +122,7 @@ async def _write_outputs(store, settings: Settings, fmt: str, output: str | None
     if output:
         write_report(model, fmt, Path(output))
     else:
-        sys.stdout.write(render(model, fmt))
-        sys.stdout.flush()
+        write_stdout(render(model, fmt))
 
 
 def _print_summary(console: Console, outcome: AuditOutcome, settings: Settings) -> None:
@@ -161,7 +173,7 @@ def run_report_command(settings: Settings, *, fmt: str, output: str | None) -> N
             write_report(model, fmt, settings.report_path)
             print(f"report: {settings.report_path}", file=sys.stderr)
         else:
-            sys.stdout.write(render(model, fmt))
+            write_stdout(render(model, fmt))
 
     asyncio.run(main())
 

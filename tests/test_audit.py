@@ -301,3 +301,15 @@ async def test_terminal_summary_prints_hostile_text_literally(web, ca_file, proj
     assert "https://example.com/gone[/red]x" in out
     assert "\x1b" not in out and "\x07" not in out
     assert "该内容已被发布者删除" in out
+
+
+async def test_structured_output_is_utf8_whatever_the_locale(project):
+    notes = project / "notes"
+    notes.mkdir()
+    (notes / "笔记.md").write_text("百科：https://baike.baidu.com/item/图灵机\n", encoding="utf-8")
+    env = {"PYTHONIOENCODING": "latin-1", "LC_ALL": "C"}
+    code, out, err = await run("extract", "notes", "--format", "jsonl", cwd=project, env=env)
+    assert code == 0, err
+    assert json.loads(out)["url"] == "https://baike.baidu.com/item/图灵机"
+    code, out, err = await run("audit", "notes", "--fail-on", "never", cwd=project, env=env)
+    assert code == 0, err                     # no UnicodeEncodeError: escaped on a latin-1 terminal
