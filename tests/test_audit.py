@@ -306,10 +306,12 @@ async def test_terminal_summary_prints_hostile_text_literally(web, ca_file, proj
 async def test_structured_output_is_utf8_whatever_the_locale(project):
     notes = project / "notes"
     notes.mkdir()
-    (notes / "笔记.md").write_text("百科：https://baike.baidu.com/item/图灵机\n", encoding="utf-8")
+    # A malformed URL: reported as broken without any network traffic.
+    (notes / "笔记.md").write_text("百科：h1ttps://baike.baidu.com/item/图灵机\n", encoding="utf-8")
     env = {"PYTHONIOENCODING": "latin-1", "LC_ALL": "C"}
     code, out, err = await run("extract", "notes", "--format", "jsonl", cwd=project, env=env)
     assert code == 0, err
-    assert json.loads(out)["url"] == "https://baike.baidu.com/item/图灵机"
+    assert json.loads(out)["url"] == "h1ttps://baike.baidu.com/item/图灵机"
     code, out, err = await run("audit", "notes", "--fail-on", "never", cwd=project, env=env)
     assert code == 0, err                     # no UnicodeEncodeError: escaped on a latin-1 terminal
+    assert "\\u56fe\\u7075\\u673a" in out
