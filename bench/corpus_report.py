@@ -30,6 +30,7 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_daemon import SimulatedWeb  # noqa: E402
+from bench_report import CHROMIUM_ARGS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DELETED = ("<html><head><title></title></head><body><div class=\"weui-msg\"><div class=\"weui-msg__text-area\">"
@@ -100,11 +101,9 @@ async def audit(notes: Path, work: Path, sim: CorpusWeb, args: argparse.Namespac
 async def screenshots(report: Path, out: Path) -> dict:
     """Desktop and phone screenshots; returns what the page shows and how fast."""
     from playwright.async_api import async_playwright
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run", "--disable-sync"]
     shown = {}
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         for name, viewport in (("desktop", {"width": 1440, "height": 1000}), ("phone", {"width": 390, "height": 844})):
             page = await browser.new_page(viewport=viewport, color_scheme="dark" if name == "phone" else "light")
             start = time.monotonic()
