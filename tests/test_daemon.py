@@ -315,7 +315,9 @@ async def _report_page(proc: DaemonProc) -> str | None:
 async def test_kill_9_mid_batch_then_restart_loses_nothing_and_duplicates_nothing(
         tmp_path, web, db_url, daemons):
     """SIGKILL while a batch runs; the restarted daemon checks the rest, each link once."""
-    urls = [f"http://slow-{i % 3}.test/slow/300?n={i}" for i in range(36)]
+    # 3 hosts x 2 fetches at a time, 1.2 s each: a batch of 12 takes two rounds, and the
+    # writer commits the first round's 6 checks while the second round is in flight.
+    urls = [f"http://slow-{i % 3}.test/slow/1200?n={i}" for i in range(24)]
     write_note(tmp_path, "slow.md", urls)
     port = free_port()
     config = write_config(tmp_path, "k", db=db_url, web=web, port=port, batch_size=12)
