@@ -286,12 +286,10 @@ async def snaps(store: Any) -> list[dict]:
 
 # -- fixtures for the archive tests (import them into a test module to use them) -----------
 
-import os as _os
-import uuid as _uuid
+
 
 import pytest as _pytest
 
-PG_URL = _os.environ.get("LINKHEALTH_TEST_POSTGRES_URL")
 
 
 @_pytest.fixture(params=["sqlite", _pytest.param("postgresql", marks=_pytest.mark.postgres)])
@@ -300,25 +298,9 @@ async def archive_db_url(request: Any, tmp_path: Any) -> Any:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'db' / 'linkhealth.db'}"
         return
-    if not PG_URL:
-        _pytest.skip("LINKHEALTH_TEST_POSTGRES_URL is not set")
-    from sqlalchemy import make_url, text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    from checker.store import normalize_url
-    schema = f"lh_archive_{_uuid.uuid4().hex[:12]}"
-    base = normalize_url(PG_URL)
-    admin = create_async_engine(base)
-    async with admin.begin() as conn:
-        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base.render_as_string(hide_password=False)).update_query_dict(
-        {"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        await admin.dispose()
+    from pgschema import fresh_schema_url
+    async with fresh_schema_url("lh_archive") as url:
+        yield url
 
 
 @_pytest.fixture

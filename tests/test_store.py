@@ -14,13 +14,11 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
-from sqlalchemy.engine import make_url
 
 from checker.errors import StoreError
 from checker.models import (
@@ -28,11 +26,10 @@ from checker.models import (
 )
 from checker.settings import Settings
 from checker.store import Store, SyncStats, mask_url, normalize_url, open_store, upgrade
-from checker.store.engine import create_engine
 from checker.store.migrate import head_revision
 from checker.store.schema import checks, links, notes, occurrences
+from pgschema import fresh_schema_url
 
-PG_URL = os.environ.get("LINKHEALTH_TEST_POSTGRES_URL", "")
 REPO = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -45,20 +42,8 @@ async def db_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'sub' / 'linkhealth.db'}"
         return
-    if not PG_URL:
-        pytest.skip("LINKHEALTH_TEST_POSTGRES_URL is not set")
-    schema = f"lh_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
-    async with admin.begin() as conn:
-        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(normalize_url(PG_URL).render_as_string(hide_password=False))
-    url = url.update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        await admin.dispose()
+    async with fresh_schema_url("lh_test") as url:
+        yield url
 
 
 @pytest.fixture
