@@ -286,9 +286,7 @@ async def snaps(store: Any) -> list[dict]:
 
 # -- fixtures for the archive tests (import them into a test module to use them) -----------
 
-
-
-import pytest as _pytest
+import pytest as _pytest  # noqa: E402
 
 
 
