@@ -19,7 +19,7 @@ import html
 import random
 import re
 import string
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import lxml.html
 from lxml.etree import ParserError
@@ -51,12 +51,19 @@ _CF_MARKERS = ("challenge-platform", "cf_chl_opt", "cf-chl-", "<title>Just a mom
 # IABot: a deep link redirected to the site's root, or to a URL whose path says 404 /
 # not found, is dead (InternetArchiveBot's dead-link detection, "soft 404" rules).
 _INDEX_PATHS = frozenset({"", "/", "/index.html", "/index.htm", "/index.php", "/default.aspx"})
-_NOT_FOUND_PATH = re.compile(r"(?:^|[/_.-])(?:404|not[-_]?found|page[-_]?not[-_]?found|error[-_]?404)"
-                             r"(?:$|[/_.?-])", re.I)
-# A title saying 404 / Not Found / 页面不存在. "not found" must stand alone or next to a
-# separator, so that an article titled "bash: command not found" stays ok.
+# The final path *is* a not-found page: its last segment says so (/404, /404.html,
+# /notfound, /page-not-found, /error/404). A slug that merely mentions 404
+# (/questions/1/nginx-returns-404) is an article, not an error page.
+_NOT_FOUND_SEGMENT = re.compile(
+    r"^(?:404|not[-_]?found|page[-_]?not[-_]?found|error[-_]?404|404[-_]?(?:error|page))"
+    r"(?:\.[a-z]{2,5})?$", re.I)
+# A title that says the page is not found: "404", "404 Not Found | site", "Error 404",
+# "Page not found", 页面不存在. A title that only mentions 404 ("HTTP 404 - Wikipedia",
+# "How to fix nginx 404 errors") or "not found" inside a phrase ("bash: command not
+# found") is an article about it, and stays ok.
 _NOT_FOUND_TITLE = re.compile(
-    r"(?:^|[^\w.])404(?:$|[^\w.])"
+    r"^\s*(?:error\s*)?404(?:\s*error)?\s*(?:$|[|\-–—:·!.]|not\s+found)"
+    r"|^\s*(?:error\s+404|404\s+not\s+found)"
     r"|(?:^|[|\-–—:·(\[]\s*)(?:page\s+|file\s+)?not\s+found\s*(?:$|[|\-–—:·!)\]])"
     r"|页面不存在|页面没有找到|页面找不到|找不到页面|页面未找到|您访问的页面不存在",
     re.I)
@@ -170,11 +177,10 @@ def _generic_soft404(target: Target, probe: Probe, page: "_Page") -> tuple[str, 
             before, after = urlsplit(start), urlsplit(final)
         except ValueError:
             before = after = None
-        if before is not None:
-            deep = before.path not in _INDEX_PATHS or bool(before.query)
-            if deep and after.path in _INDEX_PATHS:
+        if before is not None and _same_site(before.hostname, after.hostname):
+            if _is_deep(before) and after.path in _INDEX_PATHS and not after.query:
                 return "generic:redirect-to-root", f"deep link redirected to the site root ({final})"
-            if _NOT_FOUND_PATH.search(after.path) and not _NOT_FOUND_PATH.search(before.path):
+            if _is_not_found_path(after.path) and not _is_not_found_path(before.path):
                 return "generic:not-found-redirect", f"redirected to a not-found page ({final})"
     title = page.title_tag() or probe.title
     if title and _NOT_FOUND_TITLE.search(title):
@@ -182,14 +188,35 @@ def _generic_soft404(target: Target, probe: Probe, page: "_Page") -> tuple[str, 
     return None
 
 
+def _is_deep(url: SplitResult) -> bool:
+    """A link to something below the home page: a path, or a query on the index."""
+    return url.path not in _INDEX_PATHS or bool(url.query)
+
+
+def _same_site(a: str | None, b: str | None) -> bool:
+    """Same host, ignoring a leading ``www.``: a short link that lands on another site's
+    home page (bit.ly -> python.org) is a working link, not a dead one."""
+    def bare(host: str | None) -> str:
+        host = (host or "").lower()
+        return host[4:] if host.startswith("www.") else host
+    return bare(a) == bare(b)
+
+
+def _is_not_found_path(path: str) -> bool:
+    """True when the path's last segment names a not-found page."""
+    segments = [segment for segment in path.split("/") if segment]
+    return bool(segments) and bool(_NOT_FOUND_SEGMENT.match(segments[-1]))
+
+
 # ------------------------------------------------------------------------------------
 class _Page:
     """The probe's body, with its <title> and its parsed tree computed once, on demand."""
 
-    __slots__ = ("body", "urls", "_title", "_tree")
+    __slots__ = ("body", "urls", "status", "_title", "_tree")
 
     def __init__(self, probe: Probe) -> None:
         self.body = probe.body or ""
+        self.status = probe.http_status
         # Where the fetch went: the final URL and every redirect hop (captcha redirects).
         self.urls = tuple(u for u in (probe.final_url, *(hop.url for hop in probe.redirects)) if u)
         self._title: str | None | bool = False
@@ -241,6 +268,8 @@ def _first_hit(rule: Rule, markers: tuple[Marker, ...], page: _Page) -> tuple[Ma
 def _match(marker: Marker, page: _Page) -> str | None:
     """The matched text when every condition of the marker holds, else None (cheap tests first)."""
     body = page.body
+    if marker.statuses and page.status not in marker.statuses:
+        return None
     if marker.max_body is not None and len(body) > marker.max_body:
         return None
     matched = marker.name

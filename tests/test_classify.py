@@ -253,3 +253,55 @@ def test_transport_failure_on_a_rule_host_keeps_status_and_flag(rules):
     verdict = classify(Target(url, url, "mp.weixin.qq.com"), probe, rules)
     assert (verdict.status, verdict.error, verdict.at_risk, verdict.rule) == (
         Status.TIMEOUT, "no answer within 20 s", True, None)
+
+
+# Generic soft-404 checks: what fires, and the live pages that must not (a checker that
+# calls a live page dead is worse than none).
+@pytest.mark.parametrize("url, final, title, expected", [
+    ("https://en.wikipedia.org/wiki/HTTP_404", None, "HTTP 404 - Wikipedia", "ok"),
+    ("https://blog.example.org/nginx", None, "How to fix nginx 404 errors", "ok"),
+    ("https://stackoverflow.com/q/12345",
+     "https://stackoverflow.com/questions/12345/nginx-returns-404-for-static-files", "Q", "redirect"),
+    ("https://stackoverflow.com/q/1", "https://stackoverflow.com/questions/1/module-not-found-error", "Q",
+     "redirect"),
+    ("http://blog.example.org/?p=42", "https://blog.example.org/?p=42", "A post", "redirect"),
+    ("https://bit.ly/3abcd", "https://www.python.org/", "Welcome to Python.org", "redirect"),
+    ("https://site.example/post/1", "https://site.example/", "Home", "soft404"),
+    ("https://www.site.example/post/1", "https://site.example/", "Home", "soft404"),
+    ("https://site.example/?p=42", "https://site.example/", "Home", "soft404"),
+    ("https://site.example/post/1", "https://site.example/404.html", "Gone", "soft404"),
+    ("https://site.example/post/1", "https://site.example/error/404", "Gone", "soft404"),
+    ("https://site.example/a", None, "404 Not Found | 小站", "soft404"),
+    ("https://site.example/a", None, "404", "soft404"),
+    ("https://site.example/a", None, "Error 404", "soft404"),
+    ("https://site.example/a", None, "Page not found – Site", "soft404"),
+    ("https://site.example/a", None, "bash: command not found 的几种解决办法", "ok"),
+])
+def test_generic_soft404_checks(url, final, title, expected):
+    hops = (Hop(url, 301),) if final else ()
+    body = f"<html><head><title>{title}</title></head><body>text</body></html>"
+    probe = Probe(url=url, http_status=200, final_url=final or url, redirects=hops, title=title, body=body,
+                  content_type="text/html")
+    verdict = classify(Target(url, url, url.split("/")[2]), probe, load_rules(HealthSettings()))
+    assert verdict.status.value == expected, verdict
+
+
+def test_marker_statuses_guard_limits_a_marker_to_those_statuses():
+    rules = RuleSet(rule for rule, _ in parse_rules(
+        '[[rule]]\nname = "ex"\nhosts = ["ex.example"]\n'
+        '[[rule.blocked]]\nname = "login wall"\nstatuses = [403]\ntext = ["Sign in"]\n', source="test"))
+    url = "https://ex.example/p/1"
+    page = "<html><head><title>Post</title></head><body><a>Sign in</a> to comment</body></html>"
+    live = Probe(url=url, http_status=200, final_url=url, body=page, content_type="text/html")
+    wall = Probe(url=url, http_status=403, final_url=url, body=page, content_type="text/html")
+    assert classify(Target(url, url, "ex.example"), live, rules).status is Status.OK
+    assert classify(Target(url, url, "ex.example"), wall, rules).status is Status.BLOCKED
+
+
+def test_short_live_zhihu_article_quoting_a_deletion_phrase_stays_ok():
+    url = "https://zhuanlan.zhihu.com/p/1"
+    body = ('<html><head><title>短文</title></head><body><div class="RichText ztext Post-RichText">'
+            "<p>有人说“文章不存在”，其实不然。</p></div></body></html>")
+    probe = Probe(url=url, http_status=200, final_url=url, body=body, content_type="text/html")
+    verdict = classify(Target(url, url, "zhuanlan.zhihu.com"), probe, load_rules(HealthSettings()))
+    assert verdict.status is Status.OK
