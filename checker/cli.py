@@ -40,6 +40,13 @@ def _edge(func: Callable) -> Callable:
         except KeyboardInterrupt:
             click.echo("linkhealth: interrupted; checks done so far are saved", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except (SystemExit, click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception:   # a bug: keep the traceback, but never exit 1 ("failing links found")
+            import traceback
+            traceback.print_exc()
+            click.echo("linkhealth: internal error (a bug; the traceback is above)", err=True)
+            sys.exit(EXIT_USAGE)
     return wrapper
 
 

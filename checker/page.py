@@ -25,6 +25,10 @@ _ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "gb_2312-
             "csgb2312": "gb18030", "chinese": "gb18030", "iso-ir-58": "gb18030",
             "iso-8859-1": "cp1252", "latin1": "cp1252", "ascii": "cp1252", "us-ascii": "cp1252"}
 _MAX_TITLE = 500
+# Text codecs that cannot decode a web page's bytes as sent (they need a BOM or are not
+# byte encodings of a document): declared by a hostile or broken server, they are ignored.
+_NOT_FOR_HTML = frozenset({"idna", "punycode", "utf-16", "utf-32", "unicode-escape",
+                           "raw-unicode-escape", "undefined", "mbcs", "oem"})
 _HEAD_END = re.compile(r"</head\s*>|<body[\s>]", re.I)
 
 
@@ -57,9 +61,14 @@ def _codec(label: str | None) -> str | None:
     label = label.strip().lower()
     label = _ALIASES.get(label, label)
     try:
-        return codecs.lookup(label).name
+        info = codecs.lookup(label)
     except LookupError:
         return None
+    # A server may name any codec (base64, rot13, zlib, idna...): only text encodings
+    # decode HTML; anything else falls back to detection (WHATWG Encoding: unknown label).
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_FOR_HTML:
+        return None
+    return info.name
 
 
 def decode_body(raw: bytes, content_type: str | None = None, *, truncated: bool = False) -> str:
@@ -75,7 +84,10 @@ def decode_body(raw: bytes, content_type: str | None = None, *, truncated: bool 
         match = _CHARSET_RE.search(raw[:4096])
         declared = _codec(match.group(1).decode("ascii", "ignore")) if match else None
     if declared is not None:
-        return _decode(raw, declared, truncated, errors="replace")
+        try:
+            return _decode(raw, declared, truncated, errors="replace")
+        except (UnicodeError, ValueError, TypeError, LookupError):
+            pass   # a codec that fails on these bytes anyway: detect instead
     try:
         return _decode(raw, "utf-8", truncated, errors="strict")
     except UnicodeDecodeError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import random
 import uuid
 from collections import Counter
@@ -35,6 +36,9 @@ __all__ = [
     "Collection", "ScanOutcome", "CheckOutcome", "AuditOutcome", "Progress",
     "collect", "scan_stage", "check_stage", "report_stage", "run_audit", "utcnow",
 ]
+
+
+log = logging.getLogger("linkhealth.pipeline")
 
 
 def utcnow() -> datetime:
@@ -207,7 +211,12 @@ async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int 
 async def _verdict(prober: Prober, target: Target, probe: Probe, rules: RuleSet,
                    rng: random.Random) -> Verdict:
     """Classify; where a site rule asks, compare the page with a random path of its host."""
-    verdict = classify(target, probe, rules)
+    try:
+        verdict = classify(target, probe, rules)
+    except Exception as exc:   # noqa: BLE001 - a hostile page is this link's result, not the run's end
+        log.warning("classifying %s failed: %r", target.url, exc)
+        return Verdict(Status.BROKEN, error=f"internal error while classifying: {type(exc).__name__}: "
+                                            f"{str(exc)[:200]}")
     rule = rules.match(target.url)
     if verdict.status is Status.OK and rule is not None and getattr(rule, "compare_random_path", False):
         decoy_url = random_path_url(probe.final_url or target.url, rng)

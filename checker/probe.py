@@ -14,6 +14,7 @@ status; checker.classify layers site rules on top of it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections import deque
@@ -59,6 +60,9 @@ class _Attempt:
     error: str | None = None
 
 
+log = logging.getLogger("linkhealth.probe")
+
+
 class Prober:
     """Fetches targets with retries, limits and bounded reads; see the module docstring."""
 
@@ -96,17 +100,26 @@ class Prober:
         t0 = self._clock()
         host = _host_key(target)
         attempts = 0
-        while True:
-            attempts += 1
-            async with self._limiter.slot(host):
-                t_attempt = self._clock()
-                result = await self._attempt(target.url)
-                latency = self._clock() - t_attempt
-            if attempts > self._check.retries or not should_retry(result.status, result.cause):
-                break
-            await self._sleep(self._delay(host, attempts, result))
-        elapsed = self._clock() - t0
-        return self._probe(result, attempts, latency, elapsed, started_at)
+        try:
+            while True:
+                attempts += 1
+                async with self._limiter.slot(host):
+                    t_attempt = self._clock()
+                    result = await self._attempt(target.url)
+                    latency = self._clock() - t_attempt
+                # Computed before deciding to retry: a Retry-After pauses the whole host
+                # even when this URL is not retried (its last attempt, or --retries 0).
+                delay = self._delay(host, attempts, result)
+                if attempts > self._check.retries or not should_retry(result.status, result.cause):
+                    break
+                await self._sleep(delay)
+            elapsed = self._clock() - t0
+            return self._probe(result, attempts, latency, elapsed, started_at)
+        except Exception as exc:   # noqa: BLE001 - one hostile page must not end the run
+            log.warning("probe of %s failed unexpectedly: %r", target.url, exc)
+            return Probe(url=target.url, cause=Cause.OTHER, attempts=attempts, started_at=started_at,
+                         error=f"internal error while checking: {type(exc).__name__}: {str(exc)[:200]}",
+                         elapsed_ms=int((self._clock() - t0) * 1000))
 
     def _delay(self, host: str, attempt: int, result: _Attempt) -> float:
         retry_after = None

@@ -54,7 +54,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     value = value.strip()
     if not value:
         return None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():   # "²".isdigit() is True too
         return float(value)
     try:
         when = parsedate_to_datetime(value)

@@ -315,3 +315,31 @@ async def test_structured_output_is_utf8_whatever_the_locale(project):
     code, out, err = await run("audit", "notes", "--fail-on", "never", cwd=project, env=env)
     assert code == 0, err                     # no UnicodeEncodeError: escaped on a latin-1 terminal
     assert "\\u56fe\\u7075\\u673a" in out
+
+
+async def test_hostile_pages_are_results_not_the_end_of_the_run(web, ca_file, project):
+    """Odd charsets, a lone surrogate in a JS title, a Retry-After of '²': each link gets
+    a status, the other links are checked, and the run exits 1 (failing), not with a crash."""
+    from aiohttp import web as aioweb
+
+    web.page("/utf16", b"<title>x</title>", content_type="text/html; charset=utf-16")
+    web.page("/b64", b'<meta charset="base64"><title>Base</title>', content_type="text/html")
+    web.page("/s/Surrogate01", '<html><head><title></title><script>var msg_title = "a\\ud800b";</script>'
+                               '</head><body><div id="js_content">正文</div></body></html>')
+
+    async def odd_retry_after(request):
+        return aioweb.Response(status=503, headers={"Retry-After": "²"})
+    web.route("/odd-retry", odd_retry_after)
+    urls = ["https://example.com/utf16", "https://example.com/b64", "https://mp.weixin.qq.com/s/Surrogate01",
+            "https://example.com/odd-retry", "https://github.com/title"]
+    write_notes(project / "notes", urls)
+    code, out, err = await run("audit", "notes", "--format", "json", "-o", "out.json", *web_args(web, ca_file),
+                               cwd=project)
+    assert code == 1, err
+    links = {link["url"]: link for link in json.loads((project / "out.json").read_text("utf-8"))["links"]}
+    assert links["https://github.com/title"]["status"] == "ok"
+    assert links["https://example.com/utf16"]["status"] == "ok"
+    assert links["https://example.com/b64"]["title"] == "Base"
+    assert links["https://mp.weixin.qq.com/s/Surrogate01"]["status"] == "ok"
+    assert links["https://mp.weixin.qq.com/s/Surrogate01"]["title"].startswith("a")
+    assert links["https://example.com/odd-retry"]["status"] == "broken"

@@ -240,13 +240,21 @@ def _check_row(item: PendingCheck, link_id: int) -> dict[str, Any]:
         "checked_at": result.checked_at, "status": str(verdict.status),
         "cause": str(probe.cause) if probe.cause is not None else None,
         "http_status": probe.http_status,
-        "final_url": verdict.final_url or probe.final_url,
-        "title": verdict.title if verdict.title is not None else probe.title,
-        "error": verdict.error if verdict.error is not None else probe.error,
+        "final_url": storable(verdict.final_url or probe.final_url),
+        "title": storable(verdict.title if verdict.title is not None else probe.title),
+        "error": storable(verdict.error if verdict.error is not None else probe.error),
         "rule": verdict.rule, "latency_ms": probe.latency_ms, "elapsed_ms": probe.elapsed_ms,
         "attempts": probe.attempts, "method": probe.method,
-        "redirects": [{"url": hop.url, "status": hop.status} for hop in probe.redirects],
+        "redirects": [{"url": storable(hop.url), "status": hop.status} for hop in probe.redirects],
     }
+
+
+def storable(text: str | None) -> str | None:
+    """Text from a remote server made storable: lone surrogates (from a JS escape or a
+    non-UTF-8 Location header) cannot be encoded as UTF-8, and PostgreSQL rejects NUL."""
+    if text is None:
+        return None
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
 
 
 _LINK_FIELDS = ("status", "http_status", "final_url", "title", "error", "latency_ms", "checked_at",
