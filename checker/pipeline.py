@@ -23,14 +23,14 @@ from .classify import classify, random_path_url, same_page
 from .extract import extract
 from .health import next_check_at, next_health
 from .models import (
-    FAILING_STATUSES, CheckResult, Health, HealthState, Kind, Probe, Reference, Status, Target,
+    FAILING_STATUSES, CheckResult, Health, HealthState, Probe, Reference, Status, Target,
     Verdict,
 )
 from .notes import ScanResult, Skipped, display_path, scan
 from .probe import Prober
 from .rules import RuleSet, load_rules
 from .settings import Settings
-from .targets import is_file_target, to_target
+from .targets import from_stored, is_file_target, to_target
 
 __all__ = [
     "Collection", "ScanOutcome", "CheckOutcome", "AuditOutcome", "Progress",
@@ -120,6 +120,7 @@ class AuditOutcome:
 
 
 _FAILING_WORDS = frozenset(s.value for s in FAILING_STATUSES)
+_CACHEABLE = frozenset({Status.OK, Status.REDIRECT})
 
 
 def collect(settings: Settings, paths: Sequence[str]) -> Collection:
@@ -165,7 +166,7 @@ async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int 
     """Check targets (or the links due in the store), record checks and health."""
     if targets is None:
         due = await store.due_links(now_fn(), limit=limit)
-        targets = [_target_from_state(state, settings) for state in due]
+        targets = [from_stored(state.url, state.display_url, state.host, settings) for state in due]
     targets = list(targets)
     states = await store.link_states([t.url for t in targets])
     outcome = CheckOutcome()
@@ -230,7 +231,8 @@ async def _verdict(prober: Prober, target: Target, probe: Probe, rules: RuleSet,
 
 def _plan(targets: Sequence[Target], states: Mapping, settings: Settings, now: datetime,
           outcome: CheckOutcome) -> list[Target]:
-    """Drop targets checked within --recheck-after; a past failure is never served from cache."""
+    """Drop targets checked within --recheck-after. Only a success (ok, redirect) is served
+    from this cache: a failure, a block or an exclusion (settings may have changed) is checked again."""
     window = settings.check.recheck_after
     if not window:
         return list(targets)
@@ -239,21 +241,11 @@ def _plan(targets: Sequence[Target], states: Mapping, settings: Settings, now: d
     for target in targets:
         state = states.get(target.url)
         fresh = state is not None and state.checked_at is not None and state.checked_at >= cutoff
-        if fresh and state.status and Status(state.status) not in FAILING_STATUSES:
+        if fresh and state.status and Status(state.status) in _CACHEABLE:
             outcome.cached += 1
             continue
         todo.append(target)
     return todo
-
-
-def _target_from_state(state, settings: Settings) -> Target:
-    """Rebuild a link's Target from its stored URL (the filter rules may have changed)."""
-    ref = Reference(file="", line=0, col=0, url=state.display_url, kind=Kind.BARE)
-    target = to_target(ref, settings, note_path=None)
-    if target.url != state.url:   # keep the stored key: it is what the rows hang on
-        target = Target(url=state.url, display_url=state.display_url, host=state.host,
-                        skip=target.skip, skip_detail=target.skip_detail)
-    return target
 
 
 async def report_stage(store, settings: Settings, fmt: str = "html", path: Path | None = None) -> Path:

@@ -303,7 +303,11 @@ def transport_status(probe: Probe) -> Status | None:
         return Status.BLOCKED   # anti-bot walls and rate limits: unknown, not dead
     if status >= 400:
         return Status.BROKEN
+    if not 200 <= status < 300:
+        # A 3xx that could not be followed (no Location: 300 Multiple Choices, a bare
+        # 302) or a 1xx as the final answer: no page was reached.
+        return Status.BROKEN
     moved = any(hop.status in _PERMANENT for hop in probe.redirects)
-    if 200 <= status < 300 and moved and probe.final_url and probe.final_url != probe.url:
+    if moved and probe.final_url and probe.final_url != probe.url:
         return Status.REDIRECT
     return Status.OK

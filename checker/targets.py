@@ -34,7 +34,7 @@ from .extract import KNOWN_SCHEMES
 from .models import Cause, Kind, Reference, Target
 from .settings import Settings
 
-__all__ = ["normalize", "to_target", "dedupe", "key_for", "plan", "is_file_target"]
+__all__ = ["normalize", "to_target", "dedupe", "key_for", "plan", "is_file_target", "from_stored"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21, "ws": 80, "wss": 443}
 # RFC 3986: unreserved characters need no escape; an escaped one is decoded (6.2.2.2).
@@ -101,9 +101,29 @@ def normalize(url: str) -> str:
     return f"{scheme}://{netloc}{path}{query}"
 
 
+_FILE_KEYS = ("file://", "missing:")
+
+
 def is_file_target(target: Target) -> bool:
-    """True for a relative link found under site_root: ok without a fetch."""
-    return target.skip is None and target.url.startswith("file://")
+    """True for a relative link whose file exists under site_root: ok without a fetch."""
+    return target.skip is None and target.url.startswith(_FILE_KEYS)
+
+
+def from_stored(url: str, display_url: str, host: str, settings: Settings) -> Target:
+    """Rebuild the Target of a stored link (the daemon's due links), filters applied anew.
+
+    A site file is looked at again (it may have appeared or gone); anything else is
+    judged from the URL as written, under the current settings.
+    """
+    if url.startswith(_FILE_KEYS):
+        path = Path(unquote(urlsplit(url).path)) if url.startswith("file://") else Path(url[len("missing:"):])
+        if path.exists():
+            return Target(url, display_url, "")
+        return Target(url, display_url, "", Cause.MISSING_FILE, f"missing file: {path.as_posix()}")
+    target = to_target(Reference("", 0, 0, display_url, Kind.BARE), settings)
+    if target.url != url:   # keep the stored key: the rows hang on it
+        target = Target(url, display_url, host or target.host, target.skip, target.skip_detail)
+    return target
 
 
 def _looks_like_http_typo(scheme: str) -> bool:

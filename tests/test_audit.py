@@ -343,3 +343,13 @@ async def test_hostile_pages_are_results_not_the_end_of_the_run(web, ca_file, pr
     assert links["https://mp.weixin.qq.com/s/Surrogate01"]["status"] == "ok"
     assert links["https://mp.weixin.qq.com/s/Surrogate01"]["title"].startswith("a")
     assert links["https://example.com/odd-retry"]["status"] == "broken"
+
+
+async def test_recheck_after_does_not_serve_exclusions_from_cache(web, ca_file, project):
+    """Settings changed since the last run (here --allow-private) take effect at once."""
+    write_notes(project / "notes", [f"http://127.0.0.1:{web.http_port}/title"])
+    code, out, _ = await run("audit", "notes", "--format", "json", cwd=project)
+    assert code == 0 and json.loads(out)["links"][0]["status"] == "excluded"
+    code, out, _ = await run("audit", "notes", "--format", "json", "--recheck-after", "1d", "--allow-private",
+                             cwd=project)
+    assert code == 0 and json.loads(out)["links"][0]["status"] == "ok"

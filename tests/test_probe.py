@@ -336,3 +336,9 @@ U = "https://a.example/x"
 ])
 def test_transport_status(probe: Probe, expected: Status | None) -> None:
     assert transport_status(probe) is expected
+
+
+@pytest.mark.parametrize("status", [300, 302, 304, 101])
+def test_final_answer_outside_2xx_without_a_page_is_broken(status) -> None:
+    url = "https://example.com/x"
+    assert transport_status(Probe(url=url, http_status=status, final_url=url)) is Status.BROKEN

@@ -99,3 +99,29 @@ def test_dedupe_and_plan() -> None:
     planned = plan(refs, Settings())
     assert planned[0][0].display_url == "https://baike.baidu.com/item/图灵机"
     assert planned[1][0].skip is Cause.INVALID_URL
+
+
+def test_from_stored_looks_at_site_files_again(tmp_path):
+    from checker.targets import from_stored, is_file_target
+    settings = Settings()
+    present = tmp_path / "here.png"
+    present.write_bytes(b"x")
+    target = from_stored(present.resolve().as_uri(), "/here.png", "", settings)
+    assert target.skip is None and is_file_target(target)
+    present.unlink()
+    gone = from_stored(present.resolve().as_uri(), "/here.png", "", settings)
+    assert gone.skip is Cause.MISSING_FILE and "missing file" in gone.skip_detail
+    back = tmp_path / "back.png"
+    missing_key = f"missing:{back.as_posix()}"
+    assert from_stored(missing_key, "/back.png", "", settings).skip is Cause.MISSING_FILE
+    back.write_bytes(b"x")
+    revived = from_stored(missing_key, "/back.png", "", settings)
+    assert revived.skip is None and is_file_target(revived) and revived.url == missing_key
+
+
+def test_from_stored_applies_the_current_filters():
+    from checker.targets import from_stored
+    allowed = Settings().with_overrides({"check.allow_private": True})
+    assert from_stored("http://127.0.0.1/x", "http://127.0.0.1/x", "127.0.0.1", Settings()).skip \
+        is Cause.PRIVATE_ADDRESS
+    assert from_stored("http://127.0.0.1/x", "http://127.0.0.1/x", "127.0.0.1", allowed).skip is None
