@@ -27,6 +27,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
 from .models import Cause, HostPolicy
+from .netaddr import non_public_reason
 from .settings import ConnectTo, Settings
 
 __all__ = [
@@ -48,15 +49,8 @@ class PrivateAddressError(OSError):
 
 
 def is_private_address(address: str) -> bool:
-    """True for private, loopback, link-local and unspecified addresses (IPv4-mapped too)."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    # 0.0.0.0 and :: reach the local machine on Linux: as dangerous as loopback.
-    return ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_unspecified
+    """True for any address that is not public unicast (see checker.netaddr)."""
+    return non_public_reason(address) is not None
 
 
 def _is_ip(host: str) -> bool:

@@ -23,7 +23,6 @@ as ok and never sends it to the probe engine.
 
 from __future__ import annotations
 
-import ipaddress
 import posixpath
 import re
 from pathlib import Path
@@ -32,6 +31,7 @@ from urllib.parse import unquote, urlsplit
 
 from .extract import KNOWN_SCHEMES
 from .models import Cause, Kind, Reference, Target
+from .netaddr import non_public_reason
 from .settings import Settings
 
 __all__ = ["normalize", "to_target", "dedupe", "key_for", "plan", "is_file_target", "from_stored"]
@@ -137,16 +137,8 @@ def _private(host: str, settings: Settings) -> str | None:
     bare = host.strip("[]")
     if bare == "localhost" or bare.endswith(".localhost"):
         return f"{bare} is a loopback name"
-    try:
-        addr = ipaddress.ip_address(bare)
-    except ValueError:
-        return None      # a name: the probe engine checks its addresses after DNS
-    for attr, what in (("is_loopback", "loopback"), ("is_link_local", "link-local"),
-                       ("is_private", "private"), ("is_unspecified", "unspecified"),
-                       ("is_multicast", "multicast"), ("is_reserved", "reserved")):
-        if getattr(addr, attr):
-            return f"{bare} is a {what} address"
-    return None
+    # A name returns None: the probe engine checks its addresses after DNS.
+    return non_public_reason(bare)
 
 
 def _relative(ref: Reference, settings: Settings, note_path: Path | None) -> Target:

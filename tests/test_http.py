@@ -41,6 +41,10 @@ class FakeResolver:
     ("127.0.0.1", True), ("10.1.2.3", True), ("192.168.0.1", True), ("172.16.5.4", True),
     ("169.254.169.254", True), ("::1", True), ("fe80::1", True), ("fc00::1", True),
     ("0.0.0.0", True), ("::ffff:127.0.0.1", True),
+    # carrier-grade NAT (a cloud metadata address lives there), site-local, IPv6 forms that
+    # carry a loopback IPv4 (compatible, 6to4, NAT64), multicast
+    ("100.64.0.1", True), ("100.100.100.200", True), ("fec0::1", True), ("::127.0.0.1", True),
+    ("2002:7f00:1::1", True), ("64:ff9b::7f00:1", True), ("224.0.0.1", True),
     ("93.184.216.34", False), ("2606:4700::1111", False), ("not-an-ip", False),
 ])
 def test_is_private_address(address: str, expected: bool) -> None:
