@@ -162,14 +162,19 @@ async def _scan(store, settings: Settings, rules: RuleSet, *, paths: Sequence[st
 async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int | None,
                       targets: Iterable[Target] | None = None, limit: int | None = None,
                       progress: Progress | None = None, stop: asyncio.Event | None = None,
-                      now_fn: Callable[[], datetime] = utcnow) -> CheckOutcome:
-    """Check targets (or the links due in the store), record checks and health."""
+                      now_fn: Callable[[], datetime] = utcnow,
+                      outcome: CheckOutcome | None = None) -> CheckOutcome:
+    """Check targets (or the links due in the store), record checks and health.
+
+    ``outcome``, when given, is filled as checks finish (the caller keeps the counts
+    even when the stage is interrupted).
+    """
     if targets is None:
         due = await store.due_links(now_fn(), limit=limit)
         targets = [from_stored(state.url, state.display_url, state.host, settings) for state in due]
     targets = list(targets)
     states = await store.link_states([t.url for t in targets])
-    outcome = CheckOutcome()
+    outcome = outcome if outcome is not None else CheckOutcome()
     todo = _plan(targets, states, settings, now_fn(), outcome)
     if progress:
         progress.start(len(todo))
@@ -266,13 +271,17 @@ async def run_audit(store, settings: Settings, paths: Sequence[str], *,
     rules = load_rules(settings.health)
     now = utcnow()
     run_id = await store.start_run("audit", now)
-    scan_outcome, collection = await _scan(store, settings, rules, paths=paths, now=now)
+    try:
+        scan_outcome, collection = await _scan(store, settings, rules, paths=paths, now=now)
+    except BaseException as exc:   # a missing path, an unreadable folder: the run failed
+        await store.finish_run(run_id, state="failed", now=utcnow(), message=str(exc)[:500])
+        raise
     targets = collection.targets
-    check = CheckOutcome()
+    check = CheckOutcome()        # filled as checks finish, so an interruption keeps its counts
     state = "done"
     try:
-        check = await check_stage(store, settings, rules, run_id=run_id, targets=targets.values(),
-                                  progress=progress)
+        await check_stage(store, settings, rules, run_id=run_id, targets=targets.values(),
+                          progress=progress, outcome=check)
     except (asyncio.CancelledError, KeyboardInterrupt):
         state = "interrupted"
         raise

@@ -212,7 +212,7 @@ async def test_interrupted_audit_keeps_finished_checks(web, ca_file, project):
     db = sqlite3.connect(project / ".linkhealth" / "linkhealth.db")
     done = db.execute("select count(*) from checks where status = 'ok'").fetchone()[0]
     assert done == 6
-    assert db.execute("select state from runs").fetchone()[0] == "interrupted"
+    assert db.execute("select state, links_checked from runs").fetchone() == ("interrupted", 6)
     assert db.execute("pragma integrity_check").fetchone()[0] == "ok"
     code, _, _ = await run("audit", "notes", "--recheck-after", "1h", "--timeout", "1", "--retries", "0",
                            "--fail-on", "never", *web_args(web, ca_file)[:2],
@@ -224,6 +224,8 @@ async def test_interrupted_audit_keeps_finished_checks(web, ca_file, project):
 async def test_bad_inputs_exit_2_with_what_and_where(project, tmp_path):
     code, _, err = await run("audit", "no-such-folder", cwd=project)
     assert code == 2 and "no-such-folder" in err
+    db = sqlite3.connect(project / ".linkhealth" / "linkhealth.db")
+    assert db.execute("select state, message from runs").fetchall() == [("failed", "no-such-folder: no such file or folder")]
     (project / "bad.toml").write_text("[check]\nper_host = = 3\n", encoding="utf-8")
     (project / "notes").mkdir()
     code, _, err = await run("audit", "notes", "--config", "bad.toml", cwd=project)
