@@ -8,6 +8,7 @@ being rewritten change: every other byte of the file stays as it was.
 
 from __future__ import annotations
 
+import codecs
 import os
 import tempfile
 from collections import defaultdict
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from .errors import InputError
 from .extract import extract
 from .notes import read_note, scan
 from .settings import Settings
@@ -52,23 +54,35 @@ async def plan_fixes(store, settings: Settings, paths: Sequence[str]) -> list[Fi
 
 
 def apply_fixes(fixes: Sequence[Fix]) -> int:
-    """Rewrite the notes atomically; returns how many files changed."""
+    """Rewrite the notes atomically; returns how many files changed.
+
+    Every file is checked before any is written: when a note changed since it was read,
+    nothing at all is written. Lines are counted on "\\n" exactly as the extractor counts
+    them (not str.splitlines, which also splits on form feeds and U+2028), and a UTF-8
+    byte-order mark is kept.
+    """
     by_file: dict[Path, list[Fix]] = defaultdict(list)
     for fix in fixes:
         by_file[fix.abspath].append(fix)
-    for path, items in by_file.items():
-        text = path.read_bytes().decode("utf-8")
-        lines = text.splitlines(keepends=True)
-        # Right to left within a line, so earlier columns stay valid.
-        for fix in sorted(items, key=lambda f: (f.line, f.col), reverse=True):
-            line = lines[fix.line - 1]
-            start = fix.col - 1
-            if line[start:start + len(fix.old)] != fix.old:
-                raise ValueError(f"{fix.file}:{fix.line}:{fix.col}: the note changed since it was read "
-                                 f"(expected {fix.old!r}); nothing written")
-            lines[fix.line - 1] = line[:start] + fix.new + line[start + len(fix.old):]
-        _write_atomically(path, "".join(lines).encode("utf-8"))
-    return len(by_file)
+    rewritten = {path: _rewrite(path, items) for path, items in by_file.items()}
+    for path, data in rewritten.items():
+        _write_atomically(path, data)
+    return len(rewritten)
+
+
+def _rewrite(path: Path, items: Sequence[Fix]) -> bytes:
+    raw = path.read_bytes()
+    bom = codecs.BOM_UTF8 if raw.startswith(codecs.BOM_UTF8) else b""
+    lines = raw[len(bom):].decode("utf-8").split("\n")
+    # Right to left within a line, so earlier columns stay valid.
+    for fix in sorted(items, key=lambda f: (f.line, f.col), reverse=True):
+        line = lines[fix.line - 1] if fix.line <= len(lines) else ""
+        start = fix.col - 1
+        if line[start:start + len(fix.old)] != fix.old:
+            raise InputError(f"{fix.file}:{fix.line}:{fix.col}: the note changed since it was read "
+                             f"(expected {fix.old!r}); nothing was written")
+        lines[fix.line - 1] = line[:start] + fix.new + line[start + len(fix.old):]
+    return bom + "\n".join(lines).encode("utf-8")
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

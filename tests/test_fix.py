@@ -38,3 +38,32 @@ async def test_fix_rewrites_only_dead_links_with_a_public_copy(web, ca_file, tmp
     expected = original.replace("死链 https://example.com/404", f"死链 {snap}")
     assert (notes / "n.md").read_bytes() == expected.encode("utf-8")   # CRLF and code kept
     assert not list(notes.glob(".*.tmp"))
+
+
+def test_apply_fixes_counts_lines_like_the_extractor_and_keeps_the_bom(tmp_path):
+    from checker.extract import extract
+    from checker.fix import Fix, apply_fixes
+    note = tmp_path / "n.md"
+    text = "a\x0c\n`[e](https://dead.example/x)`\u2028\nx[e](https://dead.example/x)\n"
+    note.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    refs = [r for r in extract(text, "n.md") if not r.in_code]
+    assert [(r.line, r.col) for r in refs] == [(3, 6)]
+    apply_fixes([Fix("n.md", note, r.line, r.col, r.url, "https://web.archive.org/web/2020/" + r.url)
+                 for r in refs])
+    expected = text.replace("x[e](https://dead", "x[e](https://web.archive.org/web/2020/https://dead")
+    assert note.read_bytes() == b"\xef\xbb\xbf" + expected.encode("utf-8")   # the code span is untouched
+
+
+def test_apply_fixes_writes_nothing_when_any_note_changed(tmp_path):
+    import pytest as _pytest
+
+    from checker.errors import InputError
+    from checker.fix import Fix, apply_fixes
+    a, b = tmp_path / "a.md", tmp_path / "b.md"
+    a.write_text("https://dead.example/a\n", encoding="utf-8")
+    b.write_text("https://changed.example/b\n", encoding="utf-8")
+    fixes = [Fix("a.md", a, 1, 1, "https://dead.example/a", "https://web.archive.org/web/1/x"),
+             Fix("b.md", b, 1, 1, "https://dead.example/b", "https://web.archive.org/web/1/y")]
+    with _pytest.raises(InputError, match="b.md:1:1"):
+        apply_fixes(fixes)
+    assert a.read_text(encoding="utf-8") == "https://dead.example/a\n"
