@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from stat import S_ISREG
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -110,9 +111,14 @@ def _load(path: Path, max_bytes: int) -> tuple[Note | None, str | None, str | No
     shown = display_path(path)
     try:
         stat = path.stat()
+        if not S_ISREG(stat.st_mode):   # a FIFO would block, /dev/zero never ends
+            return None, None, "not a regular file"
         if stat.st_size > max_bytes:
             return None, None, f"larger than notes.max_file_bytes ({stat.st_size} > {max_bytes} bytes)"
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            data = handle.read(max_bytes + 1)   # the file may grow after stat()
+        if len(data) > max_bytes:
+            return None, None, f"larger than notes.max_file_bytes (> {max_bytes} bytes)"
     except OSError as exc:
         return None, None, f"cannot read: {exc.strerror or exc}"
     nul = data.find(b"\x00")

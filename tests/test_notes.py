@@ -74,3 +74,17 @@ def test_path_outside_cwd_is_absolute(tree: Path, tmp_path: Path) -> None:
 ])
 def test_glob_match(path: str, patterns: tuple[str, ...], expected: bool) -> None:
     assert glob_match(path, patterns) is expected
+
+
+def test_a_fifo_or_device_named_like_a_note_is_skipped_not_read(tmp_path):
+    import os
+
+    from checker.notes import scan
+    from checker.settings import NotesSettings
+    (tmp_path / "ok.md").write_text("# fine\n", encoding="utf-8")
+    os.mkfifo(tmp_path / "pipe.md")
+    (tmp_path / "zero.md").symlink_to("/dev/zero")
+    found = scan([tmp_path], NotesSettings())
+    assert [n.path.rsplit("/", 1)[-1] for n in found.notes] == ["ok.md"]
+    assert {s.path.rsplit("/", 1)[-1]: s.reason for s in found.skipped} == {
+        "pipe.md": "not a regular file", "zero.md": "not a regular file"}
