@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from stat import S_ISREG
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from stat import S_ISREG
 from typing import Mapping, Sequence
 
 from .errors import InputError
