@@ -726,5 +726,7 @@ def extract(text: str, file: str, *, bare_www: bool = False) -> list[Reference]:
         text = text.replace("\r\n", "\n")
     for block in _blocks(text, _candidate_lines(text, bare_www)):
         for line, col, kind, url, code in _HANDLERS[block.kind](block, bare_www):
+            if _FILL in url:   # a target that lay inside a masked region (e.g. a tag): no URL
+                continue
             refs.append(Reference(file, line, col, url, kind, code))
     return refs

@@ -223,3 +223,8 @@ def test_unclosed_fence_and_many_lines() -> None:
 def test_invalid_utf8_replaced_text_is_fine() -> None:
     text = b"caf\xe9 https://x.example/ok\n".decode("utf-8", errors="replace")
     assert [r.url for r in extract(text, "t")] == ["https://x.example/ok"]
+
+
+def test_masked_regions_never_leak_into_a_url():
+    refs = extract("[r]: <java\tscript:alert(2)>\n", "n.md")
+    assert all("\x01" not in r.url for r in refs)
