@@ -96,9 +96,30 @@ def normalize(url: str) -> str:
     netloc = (userinfo + "@" if userinfo else "") + host
     if port is not None and port != _DEFAULT_PORTS.get(scheme):
         netloc += f":{port}"
-    path = _fix_escapes(parts.path) or "/"
+    path = _remove_dot_segments(_fix_escapes(parts.path)) or "/"
     query = f"?{_fix_escapes(parts.query)}" if parts.query or url.rstrip("#").endswith("?") else ""
     return f"{scheme}://{netloc}{path}{query}"
+
+
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 section 5.2.4: /a/./b/../c -> /a/c (what a browser requests, too)."""
+    if "." not in path:
+        return path
+    out: list[str] = []
+    segments = path.split("/")
+    for i, segment in enumerate(segments):
+        last = i == len(segments) - 1
+        if segment == ".":
+            if last:
+                out.append("")
+        elif segment == "..":
+            if len(out) > 1:
+                out.pop()
+            if last:
+                out.append("")
+        else:
+            out.append(segment)
+    return "/".join(out)
 
 
 _FILE_KEYS = ("file://", "missing:")

@@ -125,3 +125,15 @@ def test_from_stored_applies_the_current_filters():
     assert from_stored("http://127.0.0.1/x", "http://127.0.0.1/x", "127.0.0.1", Settings()).skip \
         is Cause.PRIVATE_ADDRESS
     assert from_stored("http://127.0.0.1/x", "http://127.0.0.1/x", "127.0.0.1", allowed).skip is None
+
+
+@pytest.mark.parametrize("url, key", [
+    ("http://x.com/a/../b", "http://x.com/b"),
+    ("http://x.com/./a", "http://x.com/a"),
+    ("http://x.com/a/b/..", "http://x.com/a/"),
+    ("http://x.com/../../a", "http://x.com/a"),
+    ("http://x.com/a.b/c..d/...", "http://x.com/a.b/c..d/..."),
+    ("http://x.com/a/b/../../c?x=../y", "http://x.com/c?x=../y"),
+])
+def test_dot_segments_are_removed_from_the_key(url, key):
+    assert normalize(url) == key
