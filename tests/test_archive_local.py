@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from fakewayback import (  # noqa: E402,F401  (fixtures are used by name)
 )
 
 from checker.archive import plan_archive, run_archive, show_snapshots  # noqa: E402
-from checker.archive.local import payload_digest, validate_warc  # noqa: E402
+from checker.archive.local import LocalBackend, payload_digest, validate_warc  # noqa: E402
 
 WARCIO = Path(sys.executable).with_name("warcio")
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
@@ -193,17 +195,22 @@ async def test_halfway_written_warc_is_removed_and_rewritten(archive_store, site
     await archive_once(store, settings, ft)
     [snap] = await snaps(store)
     warc = Path(snap["local_path"])
-    # a process killed while writing leaves a .part file: it is never served, and removed
+    # a process killed (an hour and more ago) while writing leaves a .part file: it is never
+    # served, and removed; a fresh one may be another run's write in progress and stays
     data = warc.read_bytes()
     part = warc.with_name("20260101000000-deadbeef.warc.gz.part")
     part.write_bytes(data[: len(data) // 2])
+    old = time.time() - 2 * 3600
+    os.utime(part, (old, old))
+    fresh = warc.with_name("20260101000001-cafef00d.warc.gz.part")
+    fresh.write_bytes(data[: len(data) // 2])
     assert not validate_warc(part)
     assert validate_warc(warc)
     # the finished file is lost too (deleted by hand): the snapshot goes, the save is queued again
     warc.unlink()
     ft.advance(60)
     summary = await run_archive(store, settings, now_fn=ft.now, sleep=ft.sleep, clock=ft.clock, environ={})
-    assert not part.exists()
+    assert not part.exists() and fresh.exists()
     assert summary.outcomes == {"done": 1}
     [snap2] = await snaps(store)
     assert Path(snap2["local_path"]).is_file() and snap2["local_path"] != snap["local_path"]
@@ -223,3 +230,86 @@ def test_truncated_warc_fails_validation(tmp_path):
     assert validate_warc(path)
     path.write_bytes(path.read_bytes()[:-200])
     assert not validate_warc(path)
+
+
+def test_recover_removes_only_old_part_files(tmp_path, web_settings):
+    """A .part file younger than an hour may be another process writing right now: kept."""
+    settings = local_settings(web_settings, tmp_path)
+    backend = LocalBackend(settings, fetch=None)
+    folder = tmp_path / "archive" / "a.example"
+    folder.mkdir(parents=True)
+    fresh, stale, done = folder / "1.warc.gz.part", folder / "2.html.part", folder / "3.warc.gz"
+    for f in (fresh, stale, done):
+        f.write_bytes(b"x")
+    old = time.time() - 3601
+    os.utime(stale, (old, old))
+    assert backend.recover() == [stale]
+    assert fresh.exists() and not stale.exists() and done.exists()
+    # the threshold is a parameter: a zero age takes every .part file
+    assert backend.recover(max_age=0, now=time.time() + 1) == [fresh]
+    assert not fresh.exists() and done.exists()
+
+
+async def test_paths_are_absolute_whatever_the_working_directory(
+        archive_store, site, web_settings, tmp_path, monkeypatch):
+    """archive.local_dir relative to the working directory: the rows still hold absolute paths,
+    so `archive show` and the report find the files from anywhere."""
+    store, ft = archive_store, FakeTime()
+    await add_link(store, URL, at_risk=True)
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    settings = web_settings().with_overrides({"archive.services": ("local",),
+                                              "archive.local_dir": ".linkhealth/archive"})
+    summary = await archive_once(store, settings, ft)
+    assert summary.outcomes == {"done": 1}
+    [snap] = await snaps(store)
+    for key in ("archive_url", "local_path"):
+        assert Path(snap[key]).is_absolute() and Path(snap[key]).is_file(), snap[key]
+        assert Path(snap[key]).is_relative_to(project / ".linkhealth" / "archive")
+    monkeypatch.chdir(tmp_path)
+    [info] = await show_snapshots(store, URL)
+    assert info.available and Path(info.archive_url).is_file() and Path(info.local_path).is_file()
+
+
+async def test_report_links_the_local_copy_with_an_href_that_opens_it(
+        archive_store, site, web_settings, tmp_path, monkeypatch):
+    """The report lives in .linkhealth/report.html and the archive in .linkhealth/archive/: the
+    href of the local copy must open the file (it used to resolve to .linkhealth/.linkhealth/...)."""
+    import dataclasses
+    import json
+    import re
+    from urllib.parse import unquote, urlsplit
+
+    from checker.report import build_report, render, write_report
+    from checker.report.model import Changes
+    store, ft = archive_store, FakeTime()
+    await add_link(store, URL, at_risk=True)
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    settings = web_settings().with_overrides({"archive.services": ("local",),
+                                              "archive.local_dir": ".linkhealth/archive"})
+    assert (await archive_once(store, settings, ft)).outcomes == {"done": 1}
+    [snap] = await snaps(store)
+    model = await build_report(store, now=ft.now() + timedelta(minutes=1))
+    # (one run in the database has no "changes"; put the copy in "newly archived" by hand)
+    model = dataclasses.replace(model, changes=Changes(ft.now(), (), (), model.links))
+    report = write_report(model, "html", Path(".linkhealth") / "report.html")
+    monkeypatch.chdir(tmp_path)         # the reader opens the report from anywhere
+    html = (project / report).read_text("utf-8")
+    blob = json.loads(re.search(r'<script[^>]*id="report-data"[^>]*>(.*?)</script>', html, re.S).group(1))
+    [row] = blob["links"]
+    hrefs = [row[10]] + re.findall(r'<a href="([^"]+)"[^>]*>local copy</a>', html)
+    assert len(hrefs) == 2, hrefs       # the links table and the "newly archived" list
+    for href in hrefs:
+        parts = urlsplit(href)
+        assert parts.scheme == "file", href
+        target = Path(unquote(parts.path))
+        assert target.is_file() and target == Path(snap["archive_url"])
+        assert "文章标题" in target.read_text("utf-8")
+    # the other formats name the file by its absolute path
+    doc = json.loads(render(model, "json"))
+    [link] = doc["links"]
+    assert link["archive_url"] == snap["archive_url"] and Path(link["archive_url"]).is_file()
+    assert snap["archive_url"] in render(model, "csv")

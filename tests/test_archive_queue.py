@@ -97,3 +97,87 @@ async def test_audit_archive_done_when(archive_store, fake_wayback, web, web_set
     assert await show_snapshots(store, dead_without) == []
     assert fake.count("save") == 2
     assert "secret-key-1" not in caplog.text
+
+
+# -- one runner at a time (the "archive" lease) ------------------------------------------------
+
+async def test_two_runners_at_once_send_each_save_once(archive_db_url, fake_wayback):
+    """`linkhealth archive`, `audit --archive` and the daemon may run at once on one database:
+    each SPN2 save is still POSTed once, the second runner does nothing and says why."""
+    import asyncio
+    from datetime import datetime, timezone
+
+    from checker.archive.runner import LEASE_NAME, QUEUE_BUSY
+    from checker.store import Store
+    fake = fake_wayback
+    one, two = await Store.open(archive_db_url), await Store.open(archive_db_url)   # two "processes"
+    try:
+        urls = [f"https://mp.weixin.qq.com/s/concurrent-{i}" for i in range(4)]
+        for url in urls:
+            await add_link(one, url, at_risk=True)
+        settings = fake.settings(**{"services": ("wayback",), "poll_interval": 0.05,
+                                    "poll_timeout": 30.0, "captures_per_minute": 200.0})
+        fake.status_plan = ["pending", "success"]
+        now = lambda: datetime.now(timezone.utc)  # noqa: E731
+        await plan_archive(one, settings, now(), environ=KEYS)
+        # A short lease (0.3 s) that must be renewed while the first run works (~1 s: a save
+        # every 0.3 s).
+        first, second = await asyncio.gather(
+            run_archive(one, settings, now_fn=now, environ=KEYS, lease_ttl=0.3),
+            run_archive(two, settings, now_fn=now, environ=KEYS, lease_ttl=0.3))
+        if first.events == (QUEUE_BUSY,):
+            first, second = second, first
+        assert first.outcomes == {"done": 4}, first
+        assert second.due == 0 and second.outcomes == {} and second.events == (QUEUE_BUSY,)
+        assert sorted(form["url"] for form in fake.forms) == sorted(urls)    # each save once
+        assert fake.count("save") == 4
+        assert {r["state"] for r in await jobs(one)} == {"done"}
+        # a runner arriving after the lease's first ttl is refused too: the lease was renewed
+        for url in urls:
+            await aq.requeue_job(one, (await aq.jobs_for_url(one, url))[0]["link_id"], "wayback",
+                                 "save", now(), "again")
+        fake.forms.clear()
+        running = asyncio.create_task(run_archive(one, settings, now_fn=now, environ=KEYS, lease_ttl=0.3))
+        await asyncio.sleep(0.5)
+        assert not running.done(), running.result()
+        late = await run_archive(two, settings, now_fn=now, environ=KEYS, lease_ttl=0.3)
+        assert late.events == (QUEUE_BUSY,) and late.outcomes == {}
+        assert (await running).outcomes == {"done": 4}
+        assert sorted(form["url"] for form in fake.forms) == sorted(urls)
+        # the lease is given back at the end: anyone may take it now
+        assert await two.acquire_lease(LEASE_NAME, "someone-else", 60, now())
+        busy = await run_archive(one, settings, now_fn=now, environ=KEYS)
+        assert busy.events == (QUEUE_BUSY,)
+        await two.release_lease(LEASE_NAME, "someone-else")
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_a_run_holding_no_lease_stops_before_the_next_job(archive_store, fake_wayback):
+    """When the lease is lost mid-run (expired and taken by another runner), no further job
+    is sent; the summary says so."""
+    from datetime import datetime, timezone
+
+    from checker.archive.runner import LEASE_NAME
+    store, fake = archive_store, fake_wayback
+    for i in range(3):
+        await add_link(store, f"https://mp.weixin.qq.com/s/lost-{i}", at_risk=True)
+    settings = fake.settings(**{"services": ("wayback",), "poll_interval": 0.05,
+                                "poll_timeout": 30.0, "captures_per_minute": 600.0})
+    fake.status_plan = ["pending"] * 6 + ["success"]
+    now = lambda: datetime.now(timezone.utc)  # noqa: E731
+    await plan_archive(store, settings, now(), environ=KEYS)
+    original = store.renew_lease
+
+    async def stolen(name, owner, ttl, when):
+        # another runner took the lease over: our renewals fail from now on
+        await store.release_lease(name, owner)
+        await store.acquire_lease(name, "thief", 60, when)
+        return await original(name, owner, ttl, when)
+
+    store.renew_lease = stolen
+    summary = await run_archive(store, settings, now_fn=now, environ=KEYS, lease_ttl=0.15)
+    assert fake.count("save") < 3
+    assert any("lease was lost" in e for e in summary.events), summary
+    assert await store.acquire_lease(LEASE_NAME, "thief", 60, now())       # still the thief's

@@ -8,7 +8,11 @@ the article even when the Wayback Machine has nothing, as often for WeChat).
 
 Files are written under a ``.part`` name, read back and checked, then renamed: a WARC
 written halfway when the process died keeps its ``.part`` name, is removed by
-``recover()`` and is never served.
+``recover()`` once it is older than PART_MAX_AGE (a younger one may be another
+process's write in progress) and is never served.
+
+Snapshot rows get absolute paths (the archive folder is resolved when the backend is
+made), so that ``archive show`` and the report find the files from any folder.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import io
 import logging
 import os
 import re
+import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from datetime import datetime, timezone
@@ -37,9 +42,13 @@ from ..settings import Settings
 from .base import ArchiveJob, ArchiveResult, Outcome, SnapshotRecord
 from .policy import Action
 
-__all__ = ["Fetched", "LocalBackend", "payload_digest", "validate_warc", "http_fetcher"]
+__all__ = ["Fetched", "LocalBackend", "payload_digest", "validate_warc", "http_fetcher", "PART_MAX_AGE"]
 
 log = logging.getLogger("linkhealth.archive.local")
+
+#: A ``.part`` file untouched for this long (seconds) was left by a dead writer; a younger
+#: one may belong to a run still writing it (another process), so recover() leaves it.
+PART_MAX_AGE = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +122,8 @@ class LocalBackend:
                  known_digest: Callable[[int, str], Awaitable[SnapshotRecord | None]] | None = None) -> None:
         self.settings = settings
         self.cfg = settings.archive
-        self.root = settings.archive_dir
+        # Absolute: the paths stored in snapshots must not depend on the working directory.
+        self.root = Path(os.path.abspath(settings.archive_dir))
         self.fetch = fetch
         self._now = now
         self._known_digest = known_digest
@@ -134,11 +144,21 @@ class LocalBackend:
                                f"{exc.strerror or exc}; jobs stay queued") from exc
         return self.recover()
 
-    def recover(self) -> list[Path]:
-        """Delete ``.part`` files left by a process that died while writing."""
+    def recover(self, max_age: float = PART_MAX_AGE, now: float | None = None) -> list[Path]:
+        """Delete ``.part`` files left by a process that died while writing.
+
+        Only files not modified for ``max_age`` seconds: a fresh one may be written right
+        now by another process (a concurrent run), and deleting it would break that save.
+        """
+        cutoff = (time.time() if now is None else now) - max_age
         removed = []
         for part in self.root.rglob("*.part"):
-            part.unlink(missing_ok=True)
+            try:
+                if part.stat().st_mtime > cutoff:
+                    continue
+                part.unlink()
+            except FileNotFoundError:   # renamed or removed by its writer meanwhile
+                continue
             removed.append(part)
             log.warning("removed halfway-written archive file %s", part)
         return removed
@@ -156,9 +176,10 @@ class LocalBackend:
             same = await self._known_digest(job.link_id, digest)
             if same is not None and same.local_path and Path(same.local_path).exists():
                 # Dedup by payload digest: the page has not changed, keep the one copy.
+                # (Rows from before paths were stored absolute are made absolute here.)
                 return ArchiveResult(Outcome.DONE, snapshot=SnapshotRecord(
-                    "local", same.archive_url, self._now(), page.status, same.local_path,
-                    same.warc_offset, digest))
+                    "local", _absolute(same.archive_url), self._now(), page.status,
+                    _absolute(same.local_path), same.warc_offset, digest))
         is_html = "html" in page.header("Content-Type").lower()
         resources = await self._resources(page) if is_html else []
         captured = self._now()
@@ -286,6 +307,10 @@ class LocalBackend:
         part.write_text(str(soup), encoding="utf-8")
         os.replace(part, target)
         return target
+
+
+def _absolute(path: str | None) -> str | None:
+    return os.path.abspath(path) if path else path
 
 
 def _http_headers(res: Fetched) -> StatusAndHeaders:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping
 
@@ -26,9 +28,18 @@ from .policy import Action, JobState, PlannedJob, plan
 from .queue import CircuitBreaker, DayWindow, Lane, TokenBucket, backoff_delay
 
 __all__ = ["PlanSummary", "ArchiveSummary", "SnapshotInfo", "plan_archive", "run_archive",
-           "show_snapshots", "best_snapshot", "save_services"]
+           "show_snapshots", "best_snapshot", "save_services", "LEASE_NAME", "LEASE_TTL", "QUEUE_BUSY"]
 
 log = logging.getLogger("linkhealth.archive")
+
+#: One runner works the queue at a time (``linkhealth archive``, ``audit --archive`` and the
+#: daemon's archive job may run at once on one database): it holds this database lease for
+#: its whole run, renewed every LEASE_TTL/3 seconds, so a save is never POSTed twice and the
+#: per-service rate limits are not multiplied by the number of runners.
+LEASE_NAME = "archive"
+LEASE_TTL = 120.0
+#: The event of a run that found the lease held by another runner (it did nothing).
+QUEUE_BUSY = "another archive run holds the queue; nothing was done"
 
 Progress = Callable[[int, int, str], None]   # (done, total, message)
 
@@ -116,23 +127,70 @@ async def run_archive(store: Any, settings: Settings, *, now_fn: Callable[[], da
                       progress: Progress | None = None, environ: Mapping[str, str] | None = None,
                       sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                       clock: Callable[[], float] = time.monotonic,
-                      backends: list[Backend] | None = None) -> ArchiveSummary:
-    """Run the due archive jobs once through their slow lanes; outcomes go to the database."""
+                      backends: list[Backend] | None = None,
+                      lease_ttl: float = LEASE_TTL) -> ArchiveSummary:
+    """Run the due archive jobs once through their slow lanes; outcomes go to the database.
+
+    The run holds the database lease ``archive`` throughout; when another runner holds it,
+    nothing is done and the summary's events say so (QUEUE_BUSY).
+    """
     if dry_run:
         jobs = await aq.due_jobs(store, now_fn(), limit=limit)
         return ArchiveSummary(len(jobs), dict(Counter(f"{j.service}:{j.action}" for j in jobs)),
                               0, dry_run=True, jobs=tuple(jobs))
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    # The lease runs on the wall clock, not now_fn: it is shared with other processes.
+    if not await store.acquire_lease(LEASE_NAME, owner, lease_ttl, _wall_now()):
+        log.info("archive queue skipped: %s", QUEUE_BUSY)
+        return ArchiveSummary(0, {}, 0, events=(QUEUE_BUSY,))
+    lost = asyncio.Event()
+    renewer = asyncio.create_task(_keep_lease(store, owner, lease_ttl, lost), name="archive-lease")
     runner = _Runner(store, settings, now_fn, sleep, clock)
-    async with _Sessions(settings) as sessions:
-        registry = Registry(backends) if backends is not None else Registry(
-            _default_backends(settings, sessions, runner, environ, sleep, clock, store))
-        await runner.start(registry)    # may re-queue saves whose WARC was lost
-        jobs = await aq.due_jobs(store, now_fn(), limit=limit)
-        for done, job in enumerate(jobs, 1):
-            message = await runner.one(registry, job)
-            if progress is not None:
-                progress(done, len(jobs), message)
+    jobs: list[ArchiveJob] = []
+    try:
+        async with _Sessions(settings) as sessions:
+            registry = Registry(backends) if backends is not None else Registry(
+                _default_backends(settings, sessions, runner, environ, sleep, clock, store))
+            await runner.start(registry)    # may re-queue saves whose WARC was lost
+            jobs = await aq.due_jobs(store, now_fn(), limit=limit)
+            for done, job in enumerate(jobs, 1):
+                if lost.is_set():
+                    runner.events.append("the archive lease was lost (another runner took the queue); "
+                                         f"stopped with {len(jobs) - done + 1} jobs left for later")
+                    break
+                message = await runner.one(registry, job)
+                if progress is not None:
+                    progress(done, len(jobs), message)
+    finally:
+        renewer.cancel()
+        await asyncio.gather(renewer, return_exceptions=True)
+        try:
+            await store.release_lease(LEASE_NAME, owner)    # a no-op when it is no longer ours
+        except Exception as exc:  # noqa: BLE001 - it expires after lease_ttl anyway
+            log.warning("could not release the archive lease: %s", exc)
     return runner.summary(len(jobs))
+
+
+def _wall_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def _keep_lease(store: Any, owner: str, ttl: float, lost: asyncio.Event) -> None:
+    """Renew the archive lease every ttl/3 (real seconds); set ``lost`` when it is gone."""
+    renewed = time.monotonic()
+    while True:
+        await asyncio.sleep(max(ttl / 3, 0.05))
+        try:
+            if await store.renew_lease(LEASE_NAME, owner, ttl, _wall_now()):
+                renewed = time.monotonic()
+                continue
+        except Exception as exc:  # noqa: BLE001 - a database hiccup: retry while the lease lasts
+            log.warning("could not renew the archive lease: %s", exc)
+            if time.monotonic() - renewed < ttl:
+                continue
+        log.error("archive lease lost: another runner may work the queue; stopping this run")
+        lost.set()
+        return
 
 
 class _Sessions:
@@ -185,6 +243,7 @@ class _Runner:
         self.outcomes: Counter[str] = Counter()
         self.snapshots = 0
         self.errors: list[str] = []
+        self.events: list[str] = []
         self.disabled: set[str] = set()
 
     def lane(self, service: str) -> Lane:
@@ -317,7 +376,7 @@ class _Runner:
 
     def summary(self, due: int) -> ArchiveSummary:
         """The counters of this run."""
-        events = tuple(e for lane in self.lanes.values() for e in lane.events)
+        events = tuple(e for lane in self.lanes.values() for e in lane.events) + tuple(self.events)
         return ArchiveSummary(due, dict(self.outcomes), self.snapshots, events, tuple(self.errors))
 
 

@@ -8,8 +8,10 @@ links do not become 25,000 DOM rows.
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -18,7 +20,7 @@ from markupsafe import Markup
 from ..model import HEALTHS, STATUSES, LinkRow, ReportModel, RunPoint
 from .json import iso
 
-__all__ = ["HtmlFormat", "script_json", "data_blob", "trend_svg", "STATUS_ORDER"]
+__all__ = ["HtmlFormat", "script_json", "data_blob", "trend_svg", "STATUS_ORDER", "archive_href"]
 
 #: Worst first: the default sort puts what needs fixing at the top.
 STATUS_ORDER = ("broken", "soft404", "timeout", "unreachable", "blocked", "redirect", "ok", "excluded")
@@ -73,7 +75,7 @@ def _link_tuple(r: LinkRow, status_index: dict[str, int], host: int, occ: list[i
     final = r.final_url if r.final_url and r.final_url != r.url else None
     history = "".join(_HISTORY_CODE.get(h.status, "?") for h in r.history)
     return [r.url, status_index.get(r.status, -1) if r.status else -1, r.health, r.http_status,
-            final, r.title, r.error, _ts(r.checked_at), r.latency_ms, int(r.at_risk), r.archive_url,
+            final, r.title, r.error, _ts(r.checked_at), r.latency_ms, int(r.at_risk), archive_href(r.archive_url),
             r.archive_service, _ts(r.first_failing_at), host, occ, history, _ts(r.revived_at)]
 
 
@@ -124,6 +126,25 @@ def safe_href(url: str | None) -> str | None:
     return url if scheme in ("", "http", "https") else None
 
 
+def archive_href(url: str | None) -> str | None:
+    """The href of an archived copy: Wayback URLs as they are, a local file as a file:// URL.
+
+    The local backend stores the absolute path of the readable copy; older rows hold a
+    path relative to the working directory the archive ran in (taken as the current one).
+    A bare path would resolve against the report's own folder, not the copy's.
+    """
+    if not url:
+        return None
+    if os.path.isabs(url):
+        return Path(url).as_uri()
+    scheme = url.split(":", 1)[0].lower() if ":" in url.split("/", 1)[0] else ""
+    if scheme in ("http", "https", "file"):
+        return url
+    if scheme:
+        return None     # javascript:, data: and the like never become links
+    return Path(os.path.abspath(url)).as_uri()
+
+
 def _pct(part: int, whole: int) -> str:
     return f"{(100.0 * part / whole) if whole else 0:.2f}"
 
@@ -138,6 +159,6 @@ class HtmlFormat:
         """The whole page as one string."""
         template = _environment().get_template("report.html.j2")
         return template.render(
-            m=model, s=model.summary, iso=iso, pct=_pct, href=safe_href, statuses=STATUS_ORDER, healths=HEALTHS,
+            m=model, s=model.summary, iso=iso, pct=_pct, href=archive_href, statuses=STATUS_ORDER, healths=HEALTHS,
             trend=trend_svg(model.runs), data=script_json(data_blob(model)) if model.links else None,
             changes_limit=10)

@@ -26,9 +26,10 @@
   }
   function statusOf(row) { return row[L.status] < 0 ? null : ST[row[L.status]]; }
   function safeHref(url) {
-    // Only web addresses and relative paths become links: no javascript: or data:.
+    // Only web addresses, local files (archived copies) and relative paths become links:
+    // no javascript: or data:.
     if (!url) return null;
-    if (/^https?:\/\//i.test(url)) return url;
+    if (/^(https?|file):\/\//i.test(url)) return url;
     if (!/^[a-z][a-z0-9+.-]*:/i.test(url)) return url;
     return null;
   }
