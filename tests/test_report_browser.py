@@ -137,3 +137,29 @@ async def test_empty_report_in_chromium(tmp_path: Path) -> None:
         await page.screenshot(path=str(tmp_path / "empty.png"))
         assert errors == []
         await browser.close()
+
+
+async def test_script_urls_never_become_links(tmp_path: Path) -> None:
+    """A note's link written "java<TAB>script:..." is shown as text: the browser would read it
+    as javascript: (it drops tabs), so the report must judge the URL as the browser parses it."""
+    from report_db import Seeder
+    executable = chromium_path()
+    engine = await sqlite_engine(tmp_path / "j.db")
+    async with engine.begin() as conn:
+        s = Seeder(conn)
+        for line, url in enumerate(("java\tscript:window.__xss=3", "\x01javascript:window.__xss=4",
+                                    "https://fine.example/x"), start=1):
+            await s.link(url, status="excluded", health="unknown", cites=[("notes/j.md", line)])
+    report = write_report(await build_report(engine), "html", tmp_path / "j.html")
+    await engine.dispose()
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=executable, args=ARGS)
+        page = await browser.new_page()
+        await page.goto(report.as_uri())
+        await page.wait_for_selector("body[data-ready=true]")
+        hrefs = await page.evaluate("[...document.querySelectorAll('#links-body a')].map(a => a.href)")
+        assert hrefs == ["https://fine.example/x"]
+        for link in await page.locator("#links-body .u").all():
+            await link.click()
+        assert await page.evaluate("window.__xss === undefined")
+        await browser.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -122,7 +123,12 @@ def safe_href(url: str | None) -> str | None:
     """The URL when it may be an href (http, https or a relative path), else None."""
     if not url:
         return None
-    scheme = url.split(":", 1)[0].lower() if ":" in url.split("/", 1)[0] else ""
+    # Browsers drop tabs and newlines anywhere in a URL and control characters and spaces
+    # at its start (WHATWG URL): judge the scheme on what the browser will see.
+    seen = re.sub(r"[\t\n\r]", "", url).lstrip("\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c"
+                                                 "\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a"
+                                                 "\x1b\x1c\x1d\x1e\x1f ")
+    scheme = seen.split(":", 1)[0].lower() if ":" in seen.split("/", 1)[0] else ""
     return url if scheme in ("", "http", "https") else None
 
 

@@ -27,11 +27,13 @@
   function statusOf(row) { return row[L.status] < 0 ? null : ST[row[L.status]]; }
   function safeHref(url) {
     // Only web addresses, local files (archived copies) and relative paths become links:
-    // no javascript: or data:.
+    // no javascript: or data:. Decided on the URL as the browser will parse it (it drops
+    // tabs and newlines anywhere and leading control characters: "java\tscript:" is
+    // javascript:), never on the text.
     if (!url) return null;
-    if (/^(https?|file):\/\//i.test(url)) return url;
-    if (!/^[a-z][a-z0-9+.-]*:/i.test(url)) return url;
-    return null;
+    var parsed;
+    try { parsed = new URL(url, document.baseURI); } catch (e) { return null; }
+    return /^(https?|file):$/.test(parsed.protocol) ? parsed.href : null;
   }
   function link(url, text, cls) {
     var href = safeHref(url);
