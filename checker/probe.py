@@ -263,8 +263,9 @@ def _host_key(target: Target) -> str:
 
 
 def _head_refused(status: int | None) -> bool:
-    # 429 is a rate limit, not a refusal of HEAD: the retry logic handles it.
-    return status is not None and (status == 501 or (400 <= status < 500 and status != 429))
+    # Any error answer to HEAD is settled by a GET: some servers break on HEAD alone (405,
+    # 501, 404, even 500). 429 and 503 are rate limits or overload: the retry logic handles them.
+    return status is not None and status >= 400 and status not in (429, 503)
 
 
 def _recorded(resp: aiohttp.ClientResponse) -> tuple[tuple[str, str], ...]:

@@ -342,3 +342,15 @@ def test_transport_status(probe: Probe, expected: Status | None) -> None:
 def test_final_answer_outside_2xx_without_a_page_is_broken(status) -> None:
     url = "https://example.com/x"
     assert transport_status(Probe(url=url, http_status=status, final_url=url)) is Status.BROKEN
+
+
+async def test_head_answered_500_is_settled_by_get(web, web_settings) -> None:
+    from aiohttp import web as aioweb
+
+    async def breaks_on_head(request):
+        if request.method == "HEAD":
+            return aioweb.Response(status=500)
+        return aioweb.Response(body=b"%PDF-1.4\n", content_type="application/pdf")
+    web.route("/paper.pdf", breaks_on_head)
+    probe = await probe_one(web_settings(retries=0), "https://example.com/paper.pdf")
+    assert probe.http_status == 200 and probe.method == "GET"
