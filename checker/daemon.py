@@ -17,9 +17,13 @@ APScheduler 3's SQLAlchemyJobStore (synchronous: it would need a second, sync dr
 for PostgreSQL, and it pickles callables tied to one code version) is not needed.
 
 One daemon per database: a row lease named "daemon" (Store.acquire_lease) renewed
-every lock_ttl/3; a second daemon waits in standby until the lease expires. SIGTERM or
-SIGINT stops new work, lets in-flight jobs finish within grace_period, flushes the
-writer, releases the lease and exits 0.
+every lock_ttl/4, each renewal bounded by a timeout; a second daemon waits in standby
+until the lease expires. The lease counts as lost when no renewal succeeded within
+lock_ttl/2 of the last good one (the row itself expires lock_ttl after it), or when
+another owner holds it: the daemon then cancels its jobs at once (no graceful drain:
+the new holder owns the work) and exits 1. SIGTERM or SIGINT stops new work, lets
+in-flight jobs finish within grace_period, flushes the writer, releases the lease and
+exits 0.
 """
 
 from __future__ import annotations
@@ -49,6 +53,12 @@ __all__ = ["run_daemon", "Daemon", "LEASE_NAME"]
 
 LEASE_NAME = "daemon"
 REPORT_MIN_SPACING = 60.0   # seconds between two reports woken by check batches
+# Lease timing, as fractions of daemon.lock_ttl. The row expires lock_ttl after the `now`
+# of the last successful renewal; the holder gives up at half of that, which leaves the
+# other half as a margin for clock skew between hosts and for a slow shutdown.
+LEASE_RENEW_EVERY = 1 / 4    # a renewal this long after the last successful one
+LEASE_RENEW_TIMEOUT = 1 / 5  # one renewal may take this long (below the renew interval)
+LEASE_LOST_AFTER = 1 / 2     # no successful renewal for this long: the lease is lost
 log = logging.getLogger("linkhealth.daemon")
 
 
@@ -98,6 +108,8 @@ class Daemon:
         self._running: dict[str, asyncio.Task] = {}
         self._signals = 0
         self._last_report = float("-inf")
+        self._lease_renewed = float("-inf")   # monotonic start of the last successful acquire/renew
+        self._lease_lost = False
 
     # -- life cycle ---------------------------------------------------------------
 
@@ -167,14 +179,20 @@ class Daemon:
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.pause()          # no new job starts from here on
         self._stop_work.set()               # check_stage starts no new probe
-        await self._drain(self.settings.daemon.grace_period)
+        grace = self.settings.daemon.grace_period
+        # After a lost lease the steps below are bounded: the database may be what hangs.
+        bound = grace if self._lease_lost else None
+        if self._lease_lost:
+            await self._cancel_running(grace)   # the new holder owns the work: no drain
+        else:
+            await self._drain(grace)
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if renewer is not None:
             renewer.cancel()
             await asyncio.gather(renewer, return_exceptions=True)
         if self.store is not None:
-            await _quietly(self.store.flush(), "store.flush")
+            await _quietly(self.store.flush(), "store.flush", timeout=bound)
             if self.lease_held:
                 await _quietly(self.store.release_lease(LEASE_NAME, self.owner), "lease.release")
                 self.lease_held = False
@@ -182,7 +200,7 @@ class Daemon:
         if runner is not None:
             await runner.cleanup()
         if self.store is not None:
-            await _quietly(self.store.close(), "store.close")
+            await _quietly(self.store.close(), "store.close", timeout=bound)
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
                 asyncio.get_running_loop().remove_signal_handler(sig)
@@ -203,6 +221,21 @@ class Daemon:
             log_event(log, "daemon.grace_expired", cancelled=len(pending), level=logging.WARNING)
             await asyncio.gather(*pending, return_exceptions=True)
 
+    async def _cancel_running(self, wait: float) -> None:
+        """Cancel every running job now; wait up to ``wait`` seconds for them to unwind."""
+        tasks = [t for t in self._running.values() if not t.done()]
+        if not tasks:
+            return
+        log_event(log, "daemon.cancelling", jobs=",".join(sorted(self._running)),
+                  reason="lease lost", level=logging.WARNING)
+        for task in tasks:
+            if not task.cancelling():   # cancelled once already: let its cleanup run
+                task.cancel()
+        # A cancelled job still closes its run row; a hung database must not keep us here.
+        _, pending = await asyncio.wait(tasks, timeout=wait)
+        if pending:
+            log_event(log, "daemon.cancel_timeout", jobs=len(pending), level=logging.ERROR)
+
     # -- the lease ----------------------------------------------------------------
 
     async def _acquire_lease(self) -> bool:
@@ -211,9 +244,10 @@ class Daemon:
         waited = False
         while not self._stopping.is_set():
             try:
+                attempt = time.monotonic()   # before `now`: the row expires ttl after it
                 if await self.store.acquire_lease(LEASE_NAME, self.owner, ttl, utcnow()):
                     self.lease_held = True
-                    self._lease_renewed = time.monotonic()
+                    self._lease_renewed = attempt
                     log_event(log, "lease.acquired", owner=self.owner, ttl=ttl, after_standby=waited)
                     return True
             except Exception as exc:  # the database is down: keep trying, the lease is not ours
@@ -227,24 +261,77 @@ class Daemon:
         return False
 
     async def _renew_lease(self) -> None:
-        """Renew every lock_ttl/3; on loss (another owner, or expiry unreached) stop with exit 1."""
+        """Renew every lock_ttl/4; on loss stop at once with exit 1.
+
+        Lost means: another owner holds the lease (renew says False), or no renewal
+        succeeded within lock_ttl/2 of the last good one (errors, or a hung connection:
+        every renewal is bounded by a timeout). Elapsed time is measured from the start of
+        the last successful call, i.e. from before the ``now`` the row's expiry is based
+        on, so we stop well before a standby may take the lease over.
+
+        Expiry is computed from this host's clock (``utcnow()``), as is the standby's check
+        of it: hosts sharing a PostgreSQL server need roughly synchronized clocks (NTP);
+        the lock_ttl/2 margin absorbs a skew below that. Using the database's now() instead
+        would change Store.acquire_lease/renew_lease's contract (they take ``now``, and the
+        store tests drive expiry with it), so it is not done here.
+        """
         ttl = self.settings.daemon.lock_ttl
-        while True:
-            await asyncio.sleep(max(ttl / 3, 0.1))
-            try:
-                renewed = await self.store.renew_lease(LEASE_NAME, self.owner, ttl, utcnow())
-            except Exception as exc:  # a database hiccup: retry until the lease would have expired
-                log_event(log, "lease.renew_error", error=str(exc), level=logging.WARNING)
-                if time.monotonic() - self._lease_renewed < ttl:
+        every, timeout, lost_after = ttl * LEASE_RENEW_EVERY, ttl * LEASE_RENEW_TIMEOUT, ttl * LEASE_LOST_AFTER
+        next_at = self._lease_renewed + every
+        # At most one renewal in flight. A renewal that overruns its timeout is not cancelled
+        # (cancelling a database call mid-transaction can leave a SQLite connection holding
+        # the write lock while it closes): it is waited for again on the next round, and a
+        # late success still counts, from the moment it started.
+        pending: asyncio.Task | None = None
+        started = 0.0
+        try:
+            while True:
+                now = time.monotonic()
+                deadline = self._lease_renewed + lost_after
+                if now >= deadline:
+                    self._lost_lease(f"no successful renewal for {now - self._lease_renewed:.2f}s "
+                                     f"(lock_ttl/2 = {lost_after:g}s)")
+                    return
+                if now < next_at:
+                    await asyncio.sleep(min(next_at, deadline) - now)
                     continue
-                renewed = False
-            if renewed:
-                self._lease_renewed = time.monotonic()
-                continue
-            self.lease_held = False
-            log_event(log, "lease.lost", owner=self.owner, level=logging.ERROR)
-            self.request_stop("lease lost", exit_code=1)
-            return
+                if pending is None:
+                    started = time.monotonic()   # before `now`: the row expires ttl after it
+                    pending = asyncio.ensure_future(
+                        self.store.renew_lease(LEASE_NAME, self.owner, ttl, utcnow()))
+                done, _ = await asyncio.wait({pending}, timeout=max(min(timeout, deadline - now), 0.001))
+                if not done:
+                    log_event(log, "lease.renew_error", error=f"no answer within {timeout:g}s",
+                              level=logging.WARNING)
+                    next_at = time.monotonic() + every / 4
+                    continue
+                task, pending = pending, None
+                try:
+                    renewed = task.result()
+                except Exception as exc:  # a database hiccup: retry until the deadline
+                    log_event(log, "lease.renew_error", error=str(exc), level=logging.WARNING)
+                    next_at = time.monotonic() + every / 4
+                    continue
+                if not renewed:
+                    self._lost_lease("another owner holds the lease")
+                    return
+                self._lease_renewed = started
+                next_at = started + every
+        finally:
+            if pending is not None and not pending.done():
+                pending.add_done_callback(_consume_result)   # left to finish; never cancelled
+
+    def _lost_lease(self, reason: str) -> None:
+        """Stop all work now: the lease may already be someone else's."""
+        self.lease_held = False
+        self._lease_lost = True
+        log_event(log, "lease.lost", owner=self.owner, reason=reason, level=logging.ERROR)
+        self._stop_work.set()
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.pause()
+        for task in list(self._running.values()):
+            task.cancel()
+        self.request_stop("lease lost", exit_code=1)
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep, waking early when a stop is requested."""
@@ -456,9 +543,21 @@ def _mask(url: str) -> str:
     return f"{head}://{user}:***@{rest}" if ":" in creds else url
 
 
-async def _quietly(awaitable: Awaitable[Any], what: str) -> None:
-    """Await a shutdown step; a failure is logged, and the next steps still run."""
+def _consume_result(task: asyncio.Future) -> None:
+    """Retrieve an abandoned task's outcome (no "exception was never retrieved" warning)."""
+    if not task.cancelled():
+        task.exception()
+
+
+async def _quietly(awaitable: Awaitable[Any], what: str, timeout: float | None = None) -> None:
+    """Await a shutdown step (within ``timeout`` if given); a failure is logged, and the
+    next steps still run."""
     try:
-        await awaitable
+        if timeout is None:
+            await awaitable
+        else:
+            await asyncio.wait_for(awaitable, timeout)
+    except asyncio.TimeoutError:
+        log_event(log, f"{what}.failed", error=f"timed out after {timeout:g}s", level=logging.ERROR)
     except Exception as exc:
         log_event(log, f"{what}.failed", error=str(exc), level=logging.ERROR)

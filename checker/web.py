@@ -9,6 +9,11 @@
 When a token is configured every endpoint but ``/healthz`` needs ``Authorization:
 Bearer <token>``; listening on anything but loopback without a token is refused
 (:func:`check_exposure`), because the API shows every URL of the notes.
+
+Without a token (loopback only), every endpoint but ``/healthz`` also checks the Host
+header: only the listen address, ``localhost``, ``127.0.0.1`` and ``[::1]`` (with any
+port) are served, anything else gets 421. Otherwise a web page could rebind its own name
+to 127.0.0.1 (DNS rebinding) and read the API and the report from the user's browser.
 """
 
 from __future__ import annotations
@@ -257,6 +262,45 @@ def _token_middleware(token: str):
     return middleware
 
 
+#: Host names always accepted by the Host check (besides the listen address).
+LOCAL_HOSTS = frozenset({"localhost", "localhost.", "127.0.0.1", "::1"})
+
+
+def _host_name(header: str) -> str | None:
+    """The host part of a Host header, lowercased, without brackets or port; None if malformed."""
+    value = header.strip().lower()
+    if value.startswith("["):                       # [::1] or [::1]:8787
+        name, sep, rest = value[1:].partition("]")
+        if not sep or (rest and not (rest.startswith(":") and rest[1:].isdigit())):
+            return None
+        return name
+    name, sep, port = value.partition(":")
+    if sep and not port.isdigit():                  # a second colon, or a port that is no number
+        return None
+    return name or None
+
+
+def allowed_hosts(listen_host: str) -> frozenset[str]:
+    """Host names the Host check accepts: the loopback names and the listen address."""
+    extra = {listen_host.strip("[]").lower()} if listen_host else set()
+    return LOCAL_HOSTS | extra
+
+
+def _host_middleware(allowed: frozenset[str]):
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        # No token: the only guard of the API is that it listens on loopback. A browser
+        # tricked by DNS rebinding reaches it too, but still sends the attacker's name as
+        # Host. A request without Host (HTTP/1.0) comes from no browser: let it through.
+        header = request.headers.get("Host")
+        if request.path != "/healthz" and header is not None and _host_name(header) not in allowed:
+            return web.Response(text="misdirected request: unknown Host header (use http://127.0.0.1:PORT/, "
+                                     "or set daemon.token)\n", status=421)
+        return await handler(request)
+
+    return middleware
+
+
 async def _index(request: web.Request) -> web.StreamResponse:
     ctx = request.app[_CTX]
     path = Path(ctx.settings.report_path)
@@ -311,9 +355,18 @@ async def _metrics(request: web.Request) -> web.Response:
 
 def create_app(store: Any, settings: Settings, *, metrics: Metrics, state: Callable[[], str],
                lease_held: Callable[[], bool] = lambda: False, token: str | None = None) -> web.Application:
-    """The aiohttp application; ``token`` (default settings.daemon.token) guards all but /healthz."""
+    """The aiohttp application; ``token`` (default settings.daemon.token) guards all but /healthz.
+
+    Without a token, all but /healthz answer only to a loopback Host header or the one of
+    daemon.listen (against DNS rebinding).
+    """
     token = settings.daemon.token if token is None else token
-    app = web.Application(middlewares=[_token_middleware(token)] if token else [])
+    if token:
+        middlewares = [_token_middleware(token)]
+    else:
+        host, _ = parse_listen(settings.daemon.listen)
+        middlewares = [_host_middleware(allowed_hosts(host))]
+    app = web.Application(middlewares=middlewares)
     app[_CTX] = _Ctx(store, settings, metrics, state, lease_held)
     app.router.add_get("/", _index)
     app.router.add_get("/api/links", _links)

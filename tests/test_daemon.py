@@ -466,7 +466,7 @@ async def test_daemon_that_loses_its_lease_stops_with_exit_1(tmp_path, web, db_u
     from checker.daemon import LEASE_NAME, Daemon
     from checker.settings import load_settings
     write_note(tmp_path, "a.md", ["http://site-a.test/title"])
-    config = write_config(tmp_path, "lost", db=db_url, web=web, port=0, lock_ttl="0.6s")
+    config = write_config(tmp_path, "lost", db=db_url, web=web, port=0, lock_ttl="2s")
     daemon = Daemon(load_settings(config, environ={}))
     task = asyncio.create_task(daemon.run())
 
@@ -480,7 +480,7 @@ async def test_daemon_that_loses_its_lease_stops_with_exit_1(tmp_path, web, db_u
     assert {j.id for j in daemon.scheduler.get_jobs()} == {"scan", "check", "report", "archive"}
     store = await Store.open(db_url, upgrade=False)
     try:
-        async with store.engine.begin() as conn:
+        async with store.begin() as conn:   # BEGIN IMMEDIATE on SQLite: waits out a renewal
             await conn.execute(leases.update().where(leases.c.name == LEASE_NAME)
                                .values(owner="thief", expires_at=datetime_far()))
         assert await asyncio.wait_for(task, 15) == 1
@@ -489,6 +489,50 @@ async def test_daemon_that_loses_its_lease_stops_with_exit_1(tmp_path, web, db_u
         assert owner == "thief"      # a lost lease is not released: it is someone else's now
     finally:
         await store.close()
+
+
+async def test_daemon_whose_renewals_hang_stops_within_half_the_ttl(tmp_path, web, db_url):
+    """A hung database connection: every renewal times out, the lease counts as lost lock_ttl/2
+    after the last good renewal (before the row expires), and the in-flight check is cancelled
+    at once instead of draining for grace_period."""
+    from checker.daemon import Daemon
+    from checker.settings import load_settings
+    write_note(tmp_path, "a.md", ["http://slow.test/slow/8000"])
+    ttl = 2.0
+    config = write_config(tmp_path, "hang", db=db_url, web=web, port=0, lock_ttl=f"{ttl}s",
+                          grace_period="20s")
+    daemon = Daemon(load_settings(config, environ={}))
+    task = asyncio.create_task(daemon.run())
+    try:
+        await until(lambda: _hit(web, "/slow/8000"), 15, "the slow check in flight")
+        assert "check" in daemon._running and daemon.lease_held
+        renewals = []
+
+        async def hung_renew(*args: Any, **kwargs: Any) -> bool:
+            renewals.append(time.monotonic())
+            await asyncio.Event().wait()     # never answers, like a dead TCP connection
+            return True
+
+        daemon.store.renew_lease = hung_renew
+        cut = time.monotonic()
+        while daemon.lease_held:
+            assert not task.done()
+            await asyncio.sleep(0.01)
+        lost_at = time.monotonic()
+        last_good = daemon._lease_renewed
+        assert last_good <= cut
+        # Lost lock_ttl/2 after the last good renewal (with slack for a busy event loop),
+        # well before the row expires, lock_ttl after it.
+        assert ttl / 2 <= lost_at - last_good < ttl * 0.75, lost_at - last_good
+        assert renewals, "no renewal was attempted"
+        assert await asyncio.wait_for(task, 5) == 1
+        assert time.monotonic() - lost_at < 2.5    # no 20 s drain: the check was cancelled
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    rows = await db_rows(db_url, select(runs.c.state))
+    assert rows and all(state == "interrupted" for (state,) in rows), rows
 
 
 def datetime_far():

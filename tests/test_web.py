@@ -16,7 +16,9 @@ from checker.errors import ConfigError
 from checker.settings import Settings
 from checker.store import Store
 from checker.store.schema import archive_jobs, links, snapshots
-from checker.web import Metrics, check_exposure, create_app, is_loopback, parse_listen, start_web
+from checker.web import (
+    Metrics, _host_name, allowed_hosts, check_exposure, create_app, is_loopback, parse_listen, start_web,
+)
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 PG_URL = os.environ.get("LINKHEALTH_TEST_POSTGRES_URL")
@@ -110,9 +112,11 @@ class Served:
     def __init__(self, port: int, token: str = "") -> None:
         self.port, self.token = port, token
 
-    async def get(self, path: str, *, token: str | None = None) -> tuple[int, Any, dict]:
+    async def get(self, path: str, *, token: str | None = None, host: str | None = None) -> tuple[int, Any, dict]:
         token = self.token if token is None else token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if host is not None:
+            headers["Host"] = host
         async with aiohttp.ClientSession() as session:
             async with session.get(f"http://127.0.0.1:{self.port}{path}", headers=headers) as resp:
                 body = await resp.json() if resp.content_type == "application/json" else await resp.text()
@@ -125,8 +129,11 @@ async def serve(store, tmp_path):
     runners = []
 
     async def start(state: str = "running", token: str = "", report: str | None = None,
-                    metrics: Metrics | None = None) -> Served:
-        settings = Settings(data_dir=str(tmp_path / "data")).with_overrides({"daemon.token": token})
+                    metrics: Metrics | None = None, listen: str | None = None) -> Served:
+        overrides: dict[str, Any] = {"daemon.token": token}
+        if listen is not None:
+            overrides["daemon.listen"] = listen
+        settings = Settings(data_dir=str(tmp_path / "data")).with_overrides(overrides)
         if report is not None:
             settings.report_path.parent.mkdir(parents=True, exist_ok=True)
             settings.report_path.write_text(report, encoding="utf-8")
@@ -267,3 +274,54 @@ async def test_metrics_prometheus_text(serve):
     assert samples['linkhealth_job_last_duration_seconds{job="check"}'] == pytest.approx(3.5)
     assert samples["linkhealth_last_run_timestamp_seconds"] == NOW.timestamp()
     assert samples["linkhealth_lease_held"] == 1
+
+
+# -- the Host check (DNS rebinding) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("header, name", [
+    ("127.0.0.1", "127.0.0.1"), ("127.0.0.1:8787", "127.0.0.1"), ("LocalHost:8787", "localhost"),
+    ("[::1]", "::1"), ("[::1]:8787", "::1"), ("evil.example", "evil.example"),
+    ("evil.example:8787", "evil.example"), ("[::1]x", None), ("[::1", None), ("::1", None),
+    ("127.0.0.1:port", None), ("", None),
+])
+def test_host_name(header, name):
+    """The host part of a Host header: lowercased, brackets and port dropped, None when malformed."""
+    assert _host_name(header) == name
+
+
+def test_allowed_hosts_include_the_listen_address():
+    """The loopback names, plus the address daemon.listen names."""
+    assert allowed_hosts("127.0.0.1") == {"localhost", "localhost.", "127.0.0.1", "::1"}
+    assert "127.8.0.1" in allowed_hosts("127.8.0.1") and "::1" in allowed_hosts("[::1]")
+    assert "" not in allowed_hosts("")
+
+
+async def test_without_token_a_foreign_host_header_is_refused(serve):
+    """DNS rebinding: Host evil.example gets 421 on every endpoint but /healthz; local names work."""
+    web = await serve(report="<!doctype html><title>r</title>")
+    port = web.port
+    for path in ("/", "/api/links", "/api/runs", "/metrics"):
+        for host in ("evil.example", f"evil.example:{port}", f"127.0.0.1.evil.example:{port}",
+                     f"localhost.evil.example:{port}", "127.0.0.1:x"):
+            status, body, _ = await web.get(path, host=host)
+            assert status == 421 and "Host" in body, (path, host)
+        for host in (f"127.0.0.1:{port}", "127.0.0.1", f"localhost:{port}", "localhost", f"[::1]:{port}",
+                     "[::1]", f"LOCALHOST:{port}"):
+            assert (await web.get(path, host=host))[0] == 200, (path, host)
+    status, body, _ = await web.get("/healthz", host="evil.example")
+    assert status == 200 and body["status"] == "ok"
+
+
+async def test_host_check_accepts_the_listen_address(serve):
+    """A loopback listen address other than 127.0.0.1 is accepted as Host too."""
+    web = await serve(listen="127.8.0.1:8787")
+    assert (await web.get("/api/runs", host=f"127.8.0.1:{web.port}"))[0] == 200
+    assert (await web.get("/api/runs", host=f"127.9.0.1:{web.port}"))[0] == 421
+
+
+async def test_with_token_the_token_is_the_guard(serve):
+    """With a token, a rebound page cannot send it: the Host header is not checked."""
+    web = await serve(token="s3cret-token")
+    assert (await web.get("/api/runs", host="evil.example"))[0] == 200
+    assert (await web.get("/api/runs", host="evil.example", token=""))[0] == 401
