@@ -87,7 +87,7 @@ def write_config(tmp_path: Path, name: str, *, db: str, web: Any, port: int, tok
                  **daemon: Any) -> Path:
     """A config file for one daemon: every host sent to ``web``, second-scale intervals."""
     options = {"scan_interval": "1s", "check_interval": "1s", "archive_interval": "1h",
-               "lock_ttl": "6s", "grace_period": "5s", "batch_size": 50, "log_format": "json",
+               "lock_ttl": "10s", "grace_period": "5s", "batch_size": 50, "log_format": "json",
                "log_level": "info", **daemon}
     lines = [f"db = {toml_str(db)}", f"data_dir = {toml_str(str(tmp_path / 'data'))}", "",
              "[notes]", f"paths = [{toml_str(str(tmp_path / 'notes'))}]", "",
