@@ -9,8 +9,6 @@ being rewritten change: every other byte of the file stays as it was.
 from __future__ import annotations
 
 import codecs
-import os
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Sequence
 
 from .errors import InputError
 from .extract import extract
+from .fsutil import write_atomically
 from .notes import read_note, scan
 from .settings import Settings
 
@@ -66,7 +65,7 @@ def apply_fixes(fixes: Sequence[Fix]) -> int:
         by_file[fix.abspath].append(fix)
     rewritten = {path: _rewrite(path, items) for path, items in by_file.items()}
     for path, data in rewritten.items():
-        _write_atomically(path, data)
+        write_atomically(path, data, mode=path.stat().st_mode & 0o7777)
     return len(rewritten)
 
 
@@ -83,19 +82,3 @@ def _rewrite(path: Path, items: Sequence[Fix]) -> bytes:
                              f"(expected {fix.old!r}); nothing was written")
         lines[fix.line - 1] = line[:start] + fix.new + line[start + len(fix.old):]
     return bom + "\n".join(lines).encode("utf-8")
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    mode = path.stat().st_mode
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -7,10 +7,10 @@ A format is an object with ``name``, ``extension`` and ``render(model) -> str``
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Protocol
 
+from ...fsutil import write_atomically
 from ..model import ReportModel
 from .csv import CsvFormat
 from .html import HtmlFormat
@@ -55,19 +55,8 @@ def render(model: ReportModel, fmt: str) -> str:
 
 def write_report(model: ReportModel, fmt: str, path: str | os.PathLike) -> Path:
     """Render and write atomically (temp file in the same folder, then os.replace)."""
-    text = render(model, fmt)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        # newline="" keeps the CSV's \r\n row ends as the csv module wrote them.
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Encoded as is: the CSV's \r\n row ends stay as the csv module wrote them.
+    write_atomically(target, render(model, fmt).encode("utf-8"), mode=0o644)
     return target
