@@ -17,7 +17,7 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from ..archive.base import ArchiveJob, SnapshotRecord
 from ..archive.policy import Action, ArchiveCandidate, JobState, PlannedJob
 from ..models import Health
-from .schema import archive_jobs, links, snapshots
+from .schema import archive_jobs, links, snapshots, url_digest
 
 __all__ = ["StoredSnapshot", "archive_candidates", "enqueue_jobs", "due_jobs", "update_job",
            "add_snapshot", "snapshots_for_url", "local_snapshot_with_digest", "saves_since",
@@ -145,7 +145,7 @@ def _record(r: Any) -> StoredSnapshot:
 async def snapshots_for_url(store: Any, url: str) -> list[StoredSnapshot]:
     """Snapshots of a link given by normalized or displayed URL, newest first."""
     query = (select(snapshots, links.c.url).join(links, links.c.id == snapshots.c.link_id)
-             .where(or_(links.c.url == url, links.c.display_url == url))
+             .where(or_(links.c.url_hash == url_digest(url), links.c.display_url == url))
              .order_by(snapshots.c.captured_at.desc(), snapshots.c.id.desc()))
     async with store.engine.connect() as conn:
         return [_record(r) for r in (await conn.execute(query)).all()]
@@ -154,7 +154,7 @@ async def snapshots_for_url(store: Any, url: str) -> list[StoredSnapshot]:
 async def jobs_for_url(store: Any, url: str) -> list[dict]:
     """The archive jobs of a link (for ``archive show``)."""
     query = (select(archive_jobs).join(links, links.c.id == archive_jobs.c.link_id)
-             .where(or_(links.c.url == url, links.c.display_url == url)).order_by(archive_jobs.c.id))
+             .where(or_(links.c.url_hash == url_digest(url), links.c.display_url == url)).order_by(archive_jobs.c.id))
     async with store.engine.connect() as conn:
         rows = (await conn.execute(query)).mappings().all()
     return [{**dict(r), "next_try_at": _utc(r["next_try_at"]), "updated_at": _utc(r["updated_at"]),

@@ -21,7 +21,7 @@ from ..models import CheckResult, HealthState, Note, Reference, Target
 from . import leases as _leases
 from .engine import IMMEDIATE, create_engine, mask_url
 from .migrate import HEAD, current_revision, upgrade_engine
-from .schema import checks, links, runs, to_utc
+from .schema import checks, links, runs, to_utc, url_digest
 from .sqlutil import chunks, reason
 from .sync import sync_notes as _sync_notes
 from .types import LinkState, SyncStats, link_state_from_row
@@ -125,13 +125,15 @@ class Store:
         """Set links.at_risk by URL (URLs not stored are ignored)."""
         if not flags:
             return
-        stmt = update(links).where(links.c.url == bindparam("b_url")).values(at_risk=bindparam("b_at_risk"))
+        stmt = (update(links).where(links.c.url_hash == bindparam("b_hash"))
+                .values(at_risk=bindparam("b_at_risk")))
         async with self._write() as conn:
             # Every scan passes every URL; only the flags that differ are written.
-            current = {url: bool(flag) for url, flag in
-                       await conn.execute(select(links.c.url, links.c.at_risk))}
-            rows = [{"b_url": url, "b_at_risk": bool(flag)} for url, flag in flags.items()
-                    if url in current and current[url] != bool(flag)]
+            current = {key: bool(flag) for key, flag in
+                       await conn.execute(select(links.c.url_hash, links.c.at_risk))}
+            wanted = {url_digest(url): bool(flag) for url, flag in flags.items()}
+            rows = [{"b_hash": key, "b_at_risk": flag} for key, flag in wanted.items()
+                    if key in current and current[key] != flag]
             for part in chunks(rows, 5000):
                 await conn.execute(stmt, part)
 
@@ -145,7 +147,8 @@ class Store:
                 return {row["url"]: link_state_from_row(row) for row in rows}
             out: dict[str, LinkState] = {}
             for part in chunks(dict.fromkeys(urls)):
-                rows = (await conn.execute(select(links).where(links.c.url.in_(part)))).mappings()
+                keys = [url_digest(url) for url in part]
+                rows = (await conn.execute(select(links).where(links.c.url_hash.in_(keys)))).mappings()
                 out.update({row["url"]: link_state_from_row(row) for row in rows})
             return out
 

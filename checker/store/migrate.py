@@ -31,7 +31,7 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 #: The newest revision in migrations/versions (a test checks it against Alembic).
 #: Knowing it without Alembic lets an up-to-date database open without importing
 #: Alembic at all (about half a second of start-up for every CLI command).
-HEAD = "0001"
+HEAD = "0002"
 
 #: pg_advisory_xact_lock key for migrations: any fixed 64-bit number ("linkhlth").
 _PG_LOCK_KEY = 0x6C696E6B686C7468 & 0x7FFFFFFFFFFFFFFF
@@ -80,13 +80,32 @@ async def upgrade_engine(engine: AsyncEngine) -> None:
     """Bring the database to head, holding the migration lock; refuse a newer database."""
     if await current_revision(engine) == HEAD:
         return
+    sqlite = engine.dialect.name == "sqlite"
     async with engine.connect() as conn:
-        if engine.dialect.name == "sqlite":
+        if sqlite:
+            # Foreign keys off while tables are rebuilt (batch mode): with them on,
+            # dropping the old table cascades to its children. The pragma is a no-op
+            # inside a transaction, so it is set before BEGIN, on the driver connection
+            # (https://sqlite.org/lang_altertable.html#otheralter).
+            await conn.run_sync(_sqlite_foreign_keys, False)
             await conn.execution_options(**{IMMEDIATE: True})
-        async with conn.begin():
-            if engine.dialect.name == "postgresql":
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-            await conn.run_sync(_upgrade_sync)
+        try:
+            async with conn.begin():
+                if engine.dialect.name == "postgresql":
+                    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+                await conn.run_sync(_upgrade_sync)
+        finally:
+            if sqlite:
+                await conn.run_sync(_sqlite_foreign_keys, True)
+
+
+def _sqlite_foreign_keys(connection: Connection, on: bool) -> None:
+    """PRAGMA foreign_keys on the raw driver connection (outside any transaction)."""
+    cursor = connection.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA foreign_keys = {'ON' if on else 'OFF'}")
+    finally:
+        cursor.close()
 
 
 def _upgrade_sync(connection: Connection) -> None:

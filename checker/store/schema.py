@@ -14,6 +14,7 @@ Tables:
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,7 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["UTCDateTime", "to_utc", "metadata", "notes", "links", "occurrences", "runs", "checks", "snapshots",
+__all__ = ["UTCDateTime", "to_utc", "url_digest", "metadata", "notes", "links", "occurrences", "runs", "checks",
+           "snapshots",
            "archive_jobs", "leases"]
 
 # Naming convention so that Alembic migrations get stable constraint names on
@@ -68,6 +70,17 @@ def to_utc(value: datetime) -> datetime:
 
 TS = UTCDateTime()
 
+
+def url_digest(url: str) -> str:
+    """The key of a link row: SHA-256 hex of its normalized URL (links.url_hash)."""
+    return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _url_digest_default(context: Any) -> str:
+    # An INSERT that names only url (a test, a script) still gets its key.
+    return url_digest(context.get_current_parameters()["url"])
+
+
 notes = Table(
     "notes", metadata,
     Column("id", Integer, primary_key=True),
@@ -82,7 +95,10 @@ notes = Table(
 links = Table(
     "links", metadata,
     Column("id", Integer, primary_key=True),
-    Column("url", Text, nullable=False, unique=True),        # normalized key
+    Column("url", Text, nullable=False),                     # normalized URL
+    # The key: SHA-256 hex of url (url_digest below). A URL of a few KB is too long
+    # for a PostgreSQL btree index row (2704 bytes); its digest never is.
+    Column("url_hash", String(64), nullable=False, unique=True, default=_url_digest_default),
     Column("display_url", Text, nullable=False),             # as first written
     Column("host", Text, nullable=False, index=True),
     Column("active", Boolean, nullable=False, default=True),  # cited by at least one note
@@ -129,6 +145,7 @@ runs = Table(
     Column("links_checked", Integer, nullable=False, default=0),
     Column("counts", JSON),                                  # {"status": {...}, "health": {...}}
     Column("message", Text),
+    Column("owner", String(128)),                            # host:pid of the process running it
 )
 
 checks = Table(

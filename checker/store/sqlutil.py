@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Sequence, TypeVar
+from typing import Any, Iterable, Iterator, Sequence, TypeVar
 
-from sqlalchemy import Table
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
-__all__ = ["insert_for", "chunks", "reason", "unique", "CHUNK"]
+from .schema import links, url_digest
+
+__all__ = ["insert_for", "chunks", "reason", "unique", "link_ids_by_url", "CHUNK"]
 
 T = TypeVar("T")
 
@@ -46,3 +48,14 @@ def reason(exc: BaseException) -> str:
 def unique(values: Sequence[T]) -> list[T]:
     """The values without repeats, first occurrence order kept."""
     return list(dict.fromkeys(values))
+
+
+async def link_ids_by_url(conn: Any, urls: Iterable[str]) -> dict[str, int]:
+    """URL -> links.id for the stored ones among ``urls``, looked up by their digest."""
+    ids: dict[str, int] = {}
+    for part in chunks(unique(list(urls))):
+        by_hash = {url_digest(url): url for url in part}
+        rows = await conn.execute(select(links.c.url_hash, links.c.id)
+                                  .where(links.c.url_hash.in_(list(by_hash))))
+        ids.update({by_hash[h]: id_ for h, id_ in rows})
+    return ids

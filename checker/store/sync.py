@@ -13,8 +13,8 @@ from sqlalchemy import and_, bindparam, delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..models import Note, Reference, Target
-from .schema import links, notes, occurrences
-from .sqlutil import CHUNK, chunks, insert_for
+from .schema import links, notes, occurrences, url_digest
+from .sqlutil import CHUNK, chunks, insert_for, link_ids_by_url
 from .types import SyncStats
 
 __all__ = ["sync_notes", "under_roots"]
@@ -107,19 +107,18 @@ async def _ensure_links(conn: AsyncConnection, refs: Refs, now: datetime) -> tup
     ids: dict[str, int] = {}
     if len(targets) > 5 * CHUNK:
         # A whole collection: one scan of the table beats dozens of IN (...) lists.
-        ids.update({u: i for u, i in await conn.execute(select(links.c.url, links.c.id))
-                    if u in targets})
+        by_hash = {url_digest(url): url for url in targets}
+        ids.update({by_hash[h]: i for h, i in await conn.execute(select(links.c.url_hash, links.c.id))
+                    if h in by_hash})
     else:
-        for part in chunks(list(targets)):
-            ids.update({u: i for u, i in await conn.execute(
-                select(links.c.url, links.c.id).where(links.c.url.in_(part)))})
+        ids.update(await link_ids_by_url(conn, targets))
     missing = [t for url, t in targets.items() if url not in ids]
     new = 0
     for part in chunks(missing):
-        rows = [{"url": t.url, "display_url": t.display_url or t.url, "host": t.host or "",
-                 "active": True, "at_risk": False, "health": "unknown", "fail_streak": 0,
-                 "created_at": now} for t in part]
-        stmt = insert_for(conn.dialect.name, links).on_conflict_do_nothing(index_elements=["url"])
+        rows = [{"url": t.url, "url_hash": url_digest(t.url), "display_url": t.display_url or t.url,
+                 "host": t.host or "", "active": True, "at_risk": False, "health": "unknown",
+                 "fail_streak": 0, "created_at": now} for t in part]
+        stmt = insert_for(conn.dialect.name, links).on_conflict_do_nothing(index_elements=["url_hash"])
         result = await conn.execute(stmt.returning(links.c.url, links.c.id), rows)
         for url, id_ in result:
             ids[url] = id_
@@ -127,8 +126,7 @@ async def _ensure_links(conn: AsyncConnection, refs: Refs, now: datetime) -> tup
         # Inserted meanwhile by another process (PostgreSQL): read their ids.
         late = [t.url for t in part if t.url not in ids]
         if late:
-            ids.update({u: i for u, i in await conn.execute(
-                select(links.c.url, links.c.id).where(links.c.url.in_(late)))})
+            ids.update(await link_ids_by_url(conn, late))
     return ids, new
 
 

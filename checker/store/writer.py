@@ -23,8 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ..errors import StoreError
 from ..models import CheckResult, HealthState
 from .engine import IMMEDIATE
-from .schema import checks, links
-from .sqlutil import chunks, insert_for, reason, unique
+from .schema import checks, links, url_digest
+from .sqlutil import insert_for, link_ids_by_url, reason
 
 __all__ = ["CheckWriter", "PendingCheck"]
 
@@ -211,24 +211,18 @@ async def write_batch(conn: AsyncConnection, batch: list[PendingCheck]) -> int:
 
 
 async def _link_ids(conn: AsyncConnection, dialect: str, batch: list[PendingCheck]) -> dict[str, int]:
-    urls = unique([item.result.target.url for item in batch])
-    ids: dict[str, int] = {}
-    for part in chunks(urls):
-        rows = await conn.execute(select(links.c.url, links.c.id).where(links.c.url.in_(part)))
-        ids.update({url: id_ for url, id_ in rows})
+    ids = await link_ids_by_url(conn, [item.result.target.url for item in batch])
     missing = [item.result.target for item in batch if item.result.target.url not in ids]
     if missing:
         # A check of a URL no scan stored (a direct call): create the link, inactive,
         # since no note cites it (links.active means "cited by a note").
         now = datetime.now(timezone.utc)
-        values = {t.url: {"url": t.url, "display_url": t.display_url or t.url, "host": t.host or "",
-                          "active": False, "at_risk": False, "health": "unknown",
+        values = {t.url: {"url": t.url, "url_hash": url_digest(t.url), "display_url": t.display_url or t.url,
+                          "host": t.host or "", "active": False, "at_risk": False, "health": "unknown",
                           "fail_streak": 0, "created_at": now} for t in missing}
-        await conn.execute(insert_for(dialect, links).on_conflict_do_nothing(index_elements=["url"]),
+        await conn.execute(insert_for(dialect, links).on_conflict_do_nothing(index_elements=["url_hash"]),
                            list(values.values()))
-        for part in chunks(list(values)):
-            rows = await conn.execute(select(links.c.url, links.c.id).where(links.c.url.in_(part)))
-            ids.update({url: id_ for url, id_ in rows})
+        ids.update(await link_ids_by_url(conn, values))
     return ids
 
 
