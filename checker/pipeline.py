@@ -186,9 +186,12 @@ async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int 
         checked_at = now_fn()
         result = CheckResult(target=target, probe=probe, verdict=verdict, checked_at=checked_at)
         prev = states[target.url].health_state if target.url in states else HealthState()
-        state = next_health(prev, verdict.status, checked_at, settings.health)
-        due_at = next_check_at(state, verdict.status, checked_at, settings.health, rng)
-        store.record(run_id, result, state, due_at, probe_id=str(uuid.uuid4()))
+        advance = functools.partial(_advance, status=verdict.status, checked_at=checked_at,
+                                    settings=settings, rng=rng)
+        state, due_at = advance(prev)
+        # The store applies ``advance`` to the health it holds when it writes: another
+        # audit may have checked this link since ``prev`` was read.
+        store.record(run_id, result, state, due_at, probe_id=str(uuid.uuid4()), advance=advance)
         outcome.checked += 1
         outcome.by_status[verdict.status] += 1
         if progress:
@@ -212,6 +215,13 @@ async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int 
     finally:
         await store.flush()
     return outcome
+
+
+def _advance(prev: HealthState, *, status: Status, checked_at: datetime, settings: Settings,
+             rng: random.Random) -> tuple[HealthState, datetime]:
+    """The health after one check from ``prev``, and when to check again."""
+    state = next_health(prev, status, checked_at, settings.health)
+    return state, next_check_at(state, status, checked_at, settings.health, rng)
 
 
 async def _verdict(prober: Prober, target: Target, probe: Probe, rules: RuleSet,

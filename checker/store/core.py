@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Sequence
 
 from sqlalchemy import and_, bindparam, desc, nulls_first, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -202,11 +202,16 @@ class Store:
     # -- checks --------------------------------------------------------------------
 
     def record(self, run_id: int | None, result: CheckResult, state: HealthState,
-               next_check_at: datetime | None, probe_id: str | None = None) -> None:
-        """Queue one check for the writer (returns at once; see :meth:`flush`)."""
+               next_check_at: datetime | None, probe_id: str | None = None,
+               advance: Callable[[HealthState], tuple[HealthState, datetime | None]] | None = None) -> None:
+        """Queue one check for the writer (returns at once; see :meth:`flush`).
+
+        With ``advance``, the link's new health is ``advance(health as stored when the
+        check is written)``, so that concurrent checks of one link all count.
+        """
         self._writer.put(PendingCheck(run_id=run_id, result=result, state=state,
                                       next_check_at=next_check_at,
-                                      probe_id=probe_id or new_probe_id()))
+                                      probe_id=probe_id or new_probe_id(), advance=advance))
 
     async def flush(self) -> None:
         """Wait until every check recorded so far is committed."""

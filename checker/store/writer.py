@@ -14,7 +14,7 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -24,7 +24,8 @@ from ..errors import StoreError
 from ..models import CheckResult, HealthState
 from .engine import IMMEDIATE
 from .schema import checks, links, url_digest
-from .sqlutil import insert_for, link_ids_by_url, reason
+from .sqlutil import chunks, insert_for, link_ids_by_url, reason
+from .types import link_state_from_row
 
 __all__ = ["CheckWriter", "PendingCheck"]
 
@@ -41,6 +42,11 @@ class PendingCheck:
     state: HealthState
     next_check_at: datetime | None
     probe_id: str
+    # When given: the link's health after this check, from its health as stored at the
+    # moment of writing (and when to check again). ``state`` and ``next_check_at`` are
+    # then only what the caller expected: another process may have checked the link
+    # since the caller read it, and its checks must count too.
+    advance: Callable[[HealthState], tuple[HealthState, datetime | None]] | None = None
 
 
 class CheckWriter:
@@ -202,9 +208,19 @@ async def write_batch(conn: AsyncConnection, batch: list[PendingCheck]) -> int:
     # first with SELECT .. IN is slower: a freshly filled table is not analyzed yet
     # and PostgreSQL scans it whole.)
     stmt = insert_for(dialect, checks).on_conflict_do_nothing(index_elements=["probe_id"])
+    current = await _stored_health(conn, [row["link_id"] for row, item in zip(rows, fresh.values())
+                                          if item.advance is not None])
     inserted = set((await conn.execute(stmt.returning(checks.c.probe_id), rows)).scalars())
-    updates = [_link_update(row, item.state, item.next_check_at)
-               for row, item in zip(rows, fresh.values()) if item.probe_id in inserted]
+    updates = []
+    for row, item in zip(rows, fresh.values()):
+        if item.probe_id not in inserted:
+            continue
+        state, due = item.state, item.next_check_at
+        if item.advance is not None:
+            # Folded in order over the batch: two checks of one link in a batch both count.
+            state, due = item.advance(current[row["link_id"]])
+            current[row["link_id"]] = state
+        updates.append(_link_update(row, state, due))
     if updates:
         await conn.execute(_LINK_UPDATE, updates)
     return len(inserted)
@@ -224,6 +240,25 @@ async def _link_ids(conn: AsyncConnection, dialect: str, batch: list[PendingChec
                            list(values.values()))
         ids.update(await link_ids_by_url(conn, values))
     return ids
+
+
+async def _stored_health(conn: AsyncConnection, link_ids: list[int]) -> dict[int, HealthState]:
+    """The health of these links as committed now, locked until this transaction ends.
+
+    This is the compare-and-set of the health fold: two audits checking one link at
+    once each read it here in turn, so neither overwrites the other's failing check.
+    SQLite: the writer's transaction holds the write lock (BEGIN IMMEDIATE) already.
+    PostgreSQL: ``FOR NO KEY UPDATE`` in id order (no deadlock between two writers;
+    it does not block the foreign-key checks of inserted check rows).
+    """
+    out: dict[int, HealthState] = {}
+    for part in chunks(sorted(set(link_ids))):
+        query = select(links).where(links.c.id.in_(part)).order_by(links.c.id)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(key_share=True)
+        for row in (await conn.execute(query)).mappings():
+            out[row["id"]] = link_state_from_row(row).health_state
+    return out
 
 
 def _check_row(item: PendingCheck, link_id: int) -> dict[str, Any]:
