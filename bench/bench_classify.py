@@ -91,7 +91,7 @@ def main() -> None:
     """Time classify() over scaled-up fixture probes and print the numbers."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=25000)
-    parser.add_argument("--corpus", default=os.environ.get("LINKHEALTH_CORPUS", str(ROOT.parent / "shared" / "corpus")))
+    parser.add_argument("--corpus", default=os.environ.get("LINKHEALTH_TEST_CORPUS", str(ROOT.parent / "shared" / "corpus")))
     args = parser.parse_args()
 
     t0 = time.perf_counter()

@@ -4,7 +4,7 @@ Run from the repository root:
 
     .venv/bin/python bench/bench_extract.py [CORPUS_DIR]
 
-CORPUS_DIR defaults to $LINKHEALTH_CORPUS, else ../shared/corpus. Prints the CPU
+CORPUS_DIR defaults to $LINKHEALTH_TEST_CORPUS, else ../shared/corpus. Prints the CPU
 seconds (time.process_time, one process, one core) of scanning (read, sha256,
 UTF-8 decode) and of extracting every note, best of 3; the http(s) counts against the
 corpus README; and precision/recall on (file, line, url) pairs against
@@ -70,7 +70,7 @@ def _pairs_for(refs_by_file: dict[str, list], labels: dict[tuple[str, int], set[
 def main() -> None:
     """Print the numbers (see the module docstring)."""
     corpus = Path(sys.argv[1] if len(sys.argv) > 1 else
-                  os.environ.get("LINKHEALTH_CORPUS", ROOT.parent / "shared" / "corpus"))
+                  os.environ.get("LINKHEALTH_TEST_CORPUS", ROOT.parent / "shared" / "corpus"))
     notes_dir = corpus / "notes"
     settings = NotesSettings()
     best_scan = best_extract = float("inf")

@@ -4,7 +4,7 @@ Run from the repository root:
 
     .venv/bin/python bench/bench_labels.py [CORPUS_NOTES_DIR]
 
-CORPUS_NOTES_DIR defaults to $LINKHEALTH_CORPUS/notes, else ../shared/corpus/notes.
+CORPUS_NOTES_DIR defaults to $LINKHEALTH_TEST_CORPUS/notes, else ../shared/corpus/notes.
 
 bench/labels/independent.tsv (columns file, line, url, in_code) was labelled by
 hand, without looking at the extractor: every line of 40 random notes
@@ -34,7 +34,7 @@ LABELS = ROOT / "bench" / "labels" / "independent.tsv"
 def _notes_dir() -> Path:
     if len(sys.argv) > 1:
         return Path(sys.argv[1])
-    env = os.environ.get("LINKHEALTH_CORPUS")
+    env = os.environ.get("LINKHEALTH_TEST_CORPUS")
     if env:
         return Path(env) / "notes"
     return ROOT.parent / "shared" / "corpus" / "notes"

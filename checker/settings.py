@@ -21,13 +21,19 @@ from .errors import ConfigError
 __all__ = [
     "Settings", "NotesSettings", "CheckSettings", "HealthSettings", "ArchiveSettings",
     "ReportSettings", "DaemonSettings", "load_settings", "parse_duration", "parse_connect_to",
-    "ConnectTo", "DEFAULT_CONFIG_FILE",
+    "ConnectTo", "DEFAULT_CONFIG_FILE", "setting_of_env", "known_keys",
 ]
 
 DEFAULT_CONFIG_FILE = Path("config/linkhealth.toml")
 
 #: Environment variables with this prefix that are not settings (secrets, test hooks).
+#: Any other LINKHEALTH_ variable is read as a setting, so a variable the project
+#: documents for another purpose must use one of these prefixes (tests/test_env_names.py
+#: checks every LINKHEALTH_ name in the docs, tests and benchmarks).
 _ENV_NOT_SETTINGS = ("LINKHEALTH_IA_", "LINKHEALTH_TEST_")
+
+#: The archive services linkhealth has (checker.archive.runner builds their backends).
+ARCHIVE_SERVICES = ("local", "wayback")
 
 Seconds = float  # a duration; accepts "90s", "15m", "12h", "7d", "2w" or a number of seconds
 
@@ -101,6 +107,7 @@ class ArchiveSettings:
     max_age_days: float = 180.0
     archive_all: bool = False
     anonymous_save: bool = False
+    allow_http_keys: bool = False
     save_url: str = "https://web.archive.org/save"
     status_url: str = "https://web.archive.org/save/status"
     availability_url: str = "https://archive.org/wayback/available"
@@ -292,6 +299,21 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
+def setting_of_env(name: str) -> str | None:
+    """The dotted setting key an environment variable sets (None: not read as a setting)."""
+    keys = list(_from_env({name: ""}))
+    return keys[0] if keys else None
+
+
+def known_keys() -> set[str]:
+    """Every setting key: top-level names and ``section.key``."""
+    sections = _section_names()
+    out = {f.name for f in fields(Settings) if f.name not in sections and f.name != "config_file"}
+    for section in sections:
+        out |= {f"{section}.{f.name}" for f in fields(getattr(Settings(), section))}
+    return out
+
+
 def _section_names() -> set[str]:
     return {f.name for f in fields(Settings) if f.default_factory is not dataclasses.MISSING}
 
@@ -354,11 +376,11 @@ def _coerce(value: Any, type_: Any, key: str, where: str) -> Any:
         if hint is int:
             if isinstance(value, bool) or (not from_env and not isinstance(value, int)):
                 raise ValueError(f"expected a whole number, got {value!r}")
-            return int(value)
+            return _number(int, str(value) if from_env else value, "a whole number")
         if hint is float:
             if isinstance(value, bool) or (not from_env and not isinstance(value, (int, float))):
                 raise ValueError(f"expected a number, got {value!r}")
-            return float(value)
+            return _number(float, str(value) if from_env else value, "a number")
         if hint is str:
             if not isinstance(value, str):
                 raise ValueError(f"expected a string, got {value!r}")
@@ -374,6 +396,14 @@ def _coerce(value: Any, type_: Any, key: str, where: str) -> Any:
     except ValueError as exc:
         raise ConfigError(f"bad value for {key!r}: {exc}", source=where, key=key) from None
     return value
+
+
+def _number(kind: type, value: Any, what: str) -> Any:
+    """int() or float() of a value, with the message a file's value gets (not Python's)."""
+    try:
+        return kind(value.strip() if isinstance(value, str) else value)
+    except ValueError:
+        raise ValueError(f"expected {what}, got {value!r}") from None
 
 
 def _resolve(type_: Any) -> Any:
@@ -404,6 +434,10 @@ def _validate(settings: Settings) -> None:
     if c.fail_on not in ("broken", "dead", "never"):
         raise ConfigError(f"check.fail_on must be broken, dead or never, got {c.fail_on!r}",
                           source=src, key="check.fail_on")
+    unknown = [s for s in settings.archive.services if s not in ARCHIVE_SERVICES]
+    if unknown:
+        raise ConfigError(f"archive.services: unknown service {unknown[0]!r}; known: "
+                          f"{', '.join(ARCHIVE_SERVICES)}", source=src, key="archive.services")
     if settings.daemon.log_format not in ("keyvalue", "json"):
         raise ConfigError("daemon.log_format must be keyvalue or json", source=src, key="daemon.log_format")
     for value in c.connect_to:

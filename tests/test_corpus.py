@@ -14,7 +14,7 @@ from checker.targets import normalize
 
 pytestmark = pytest.mark.corpus
 
-CORPUS = Path(os.environ.get("LINKHEALTH_CORPUS",
+CORPUS = Path(os.environ.get("LINKHEALTH_TEST_CORPUS",
                              Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"))
 
 
@@ -22,7 +22,7 @@ CORPUS = Path(os.environ.get("LINKHEALTH_CORPUS",
 def corpus() -> list[tuple[str, str, list]]:
     notes = CORPUS / "notes"
     if not notes.is_dir():
-        pytest.skip(f"corpus not found at {CORPUS} (set LINKHEALTH_CORPUS)")
+        pytest.skip(f"corpus not found at {CORPUS} (set LINKHEALTH_TEST_CORPUS)")
     out = []
     for path in sorted(notes.glob("*.markdown")):
         text = path.read_text(encoding="utf-8")
