@@ -243,9 +243,10 @@ def archive(ctx: click.Context, config: str | None, db: str | None, dry_run: boo
 
 @archive.command("show")
 @click.argument("url")
+@_common_options
 @click.pass_context
 @_edge
-def archive_show(ctx: click.Context, url: str) -> None:
+def archive_show(ctx: click.Context, url: str, config: str | None, db: str | None) -> None:
     """Print where the copies of URL are (Wayback captures, local WARC and readable copy).
 
     \b
@@ -253,7 +254,8 @@ def archive_show(ctx: click.Context, url: str) -> None:
       linkhealth archive show https://mp.weixin.qq.com/s/abc
     """
     from .commands import run_archive_show
-    sys.exit(run_archive_show(_settings(ctx.obj["config"], ctx.obj["db"]), url))
+    # --config and --db go before or after `show`, as in every other command.
+    sys.exit(run_archive_show(_settings(config or ctx.obj["config"], db or ctx.obj["db"]), url))
 
 
 @main.command()

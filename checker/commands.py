@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
     TimeRemainingColumn
 from rich.table import Table
 
+from .fsutil import check_writable, writing
 from .models import CheckResult
 from .pipeline import AuditOutcome, run_audit
 from .settings import Settings
@@ -86,6 +87,11 @@ def run_audit_command(settings: Settings, paths: Sequence[str], *, fmt: str, out
     bar = _Bar(err, "checking")
     archive_bar = _ArchiveBar(err)
 
+    # An output that cannot be written fails now, not after an hour of checks.
+    check_writable(settings.report_path, "the HTML report")
+    if output:
+        check_writable(Path(output), "the output")
+
     async def main() -> AuditOutcome:
         store = await _open_store(settings)
         try:
@@ -103,7 +109,7 @@ def run_audit_command(settings: Settings, paths: Sequence[str], *, fmt: str, out
     for skipped in outcome.scan.notes_skipped:
         err.print(f"[yellow]warning[/]: skipped {_t(skipped.path)}: {_t(skipped.reason)}", highlight=False)
     if fmt == "text" and output:
-        with open(output, "w", encoding="utf-8") as handle:
+        with writing(output, "the summary"), open(output, "w", encoding="utf-8") as handle:
             _print_summary(Console(file=handle, width=120), outcome, settings)
     elif fmt == "text":
         _print_summary(Console(), outcome, settings)
@@ -160,6 +166,8 @@ def _print_summary(console: Console, outcome: AuditOutcome, settings: Settings) 
 def run_report_command(settings: Settings, *, fmt: str, output: str | None) -> None:
     """`linkhealth report`: render the report from the database alone."""
     from .report import build_report, render, write_report
+    if output or fmt == "html":
+        check_writable(Path(output or settings.report_path), f"the {fmt} report")
 
     async def main() -> None:
         store = await _open_store(settings)
@@ -188,7 +196,7 @@ def run_archive_command(settings: Settings, *, dry_run: bool, limit: int | None)
     async def main():
         store = await _open_store(settings)
         try:
-            plan = await plan_archive(store, settings, utcnow())
+            plan = await plan_archive(store, settings, utcnow(), dry_run=dry_run)
             summary = await run_archive(store, settings, now_fn=utcnow, limit=limit, dry_run=dry_run,
                                         progress=bar)
             return plan, summary
@@ -221,10 +229,17 @@ def print_archive_summary(console: Console, summary, *, plan=None) -> None:
     """What the archive queue did: planned jobs, outcomes, pauses and errors."""
     if plan is not None:
         planned = ", ".join(f"{k} {v}" for k, v in sorted(plan.counts.items())) or "nothing new"
-        console.print(f"archive plan: {plan.candidates} candidate links; queued: {planned}", highlight=False)
+        verb = "would queue" if summary.dry_run else "queued"
+        console.print(f"archive plan: {plan.candidates} candidate links; {verb}: {planned}", highlight=False)
     if summary.dry_run:
-        console.print(f"dry run: {summary.due} jobs are due; nothing was sent", highlight=False)
-        for job in summary.jobs:
+        # The queued jobs that are due, then the new ones the plan would queue (a dry run
+        # queues nothing, so they are not in the queue yet).
+        queued = {(job.url, job.service, str(job.action)) for job in summary.jobs}
+        new = [job for job in (plan.planned if plan is not None else ())
+               if (job.url, job.service, str(job.action)) not in queued]
+        console.print(f"dry run: {summary.due} queued jobs are due, {len(new)} new would be queued; "
+                      "nothing was sent or queued", highlight=False)
+        for job in list(summary.jobs) + new:
             console.print(f"  would {job.action.value if hasattr(job.action, 'value') else job.action} "
                           f"on {job.service}: {_t(job.url)}", highlight=False, soft_wrap=True)
         return

@@ -41,8 +41,9 @@ from typing import Any, Awaitable, Callable, Sequence
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from .errors import LinkhealthError
+from .errors import ConfigError, LinkhealthError
 from .logs import configure_logging, log_event
+from .notes import check_roots
 from .pipeline import CheckOutcome, check_stage, report_stage, scan_stage, utcnow
 from .rules import load_rules
 from .settings import Settings
@@ -118,6 +119,9 @@ class Daemon:
         d = self.settings.daemon
         host, port = parse_listen(d.listen)
         auth = check_exposure(host, d.token)   # refuses a public address without a token
+        # Refused at start, as audit does; a folder that vanishes later (an unmounted disk)
+        # is a failed scan, logged, and the daemon keeps its other work going.
+        check_roots(self.paths or self.settings.notes.paths)
         self.rules = load_rules(self.settings.health)
         self.store = await Store.open(self.settings.db_url)
         loop = asyncio.get_running_loop()
@@ -127,7 +131,11 @@ class Daemon:
         try:
             app = create_app(self.store, self.settings, metrics=self.metrics, state=self.status,
                              lease_held=lambda: self.lease_held)
-            runner, bound = await start_web(app, host, port)
+            try:
+                runner, bound = await start_web(app, host, port)
+            except OSError as exc:   # the port is taken, or the address is not this host's
+                raise ConfigError(f"cannot listen on {d.listen}: {exc.strerror or exc}",
+                                  source="daemon.listen") from None
             log_event(log, "web.listen", host=host or "*", port=bound, token_required=auth,
                       loopback=is_loopback(host))
             if not await self._acquire_lease():

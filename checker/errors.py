@@ -6,6 +6,7 @@ The tree::
     ├── ConfigError            a config file, an environment variable or a flag is wrong
     ├── InputError             a notes path or input file cannot be used
     ├── StoreError             the database cannot be opened, migrated or written
+    ├── OutputError            a report or output file cannot be written where asked
     └── ArchiveError           an archive backend cannot work at all (e.g. folder not writable)
 
 The CLI turns each of these into exit code 2 and a one-line message saying what
@@ -14,7 +15,7 @@ and where; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["LinkhealthError", "ConfigError", "InputError", "StoreError", "ArchiveError"]
+__all__ = ["LinkhealthError", "ConfigError", "InputError", "StoreError", "OutputError", "ArchiveError"]
 
 
 class LinkhealthError(Exception):
@@ -41,6 +42,10 @@ class InputError(LinkhealthError):
 
 class StoreError(LinkhealthError):
     """The database cannot be opened, upgraded or written."""
+
+
+class OutputError(LinkhealthError):
+    """A report or output file cannot be written (missing or read-only folder, not a file)."""
 
 
 class ArchiveError(LinkhealthError):

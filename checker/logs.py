@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping, TextIO
 
 __all__ = [
     "configure_logging", "log_event", "RedactFilter", "KeyValueFormatter", "JsonFormatter",
-    "secrets_from", "REDACTED",
+    "secrets_from", "redact", "REDACTED",
 ]
 
 REDACTED = "***"
@@ -49,6 +49,16 @@ def secrets_from(values: Iterable[str | None] = (), environ: Mapping[str, str] |
     return tuple(sorted({s for s in found if len(s) >= 4}, key=len, reverse=True))
 
 
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """The text with the given secrets and every credential-shaped value masked."""
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    for pattern in _PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + REDACTED + (m.group(2) if m.lastindex == 2 else ""), text)
+    return text
+
+
 class RedactFilter(logging.Filter):
     """Replaces known secrets and credential-shaped text in a record with ``***``."""
 
@@ -58,12 +68,7 @@ class RedactFilter(logging.Filter):
 
     def redact(self, text: str) -> str:
         """The text with every secret and credential-shaped value masked."""
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        for pattern in _PATTERNS:
-            text = pattern.sub(lambda m: m.group(1) + REDACTED + (m.group(2) if m.lastindex == 2 else ""), text)
-        return text
+        return redact(text, self.secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Redact the message, its arguments, the structured fields and the traceback text."""

@@ -162,6 +162,16 @@ def scan(paths: Sequence[str | Path], settings: NotesSettings, *, keep_text: boo
     return ScanResult(tuple(notes), tuple(skipped), texts)
 
 
+def check_roots(paths: Sequence[str | Path]) -> None:
+    """InputError unless there is at least one notes path and every one exists."""
+    if not paths:
+        raise InputError("no notes to watch: give the notes folder(s) (linkhealth daemon NOTES...) "
+                         "or set [notes] paths in the config")
+    for raw in paths:
+        if not Path(raw).exists():
+            raise InputError(f"{raw}: no such file or folder")
+
+
 def read_note(note: Note) -> str:
     """A note's text (UTF-8, BOM stripped); InputError if it is no longer readable text."""
     try:

@@ -83,9 +83,11 @@ class FakeWayback:
 
     def settings(self, base: Settings | None = None, **archive: Any) -> Settings:
         """Settings with every Wayback URL pointed at this fake (plus ``archive`` overrides)."""
+        # The imitation speaks plain http on loopback: the keys may go there.
         urls = {"save_url": f"{self.base}/save", "status_url": f"{self.base}/save/status",
                 "availability_url": f"{self.base}/wayback/available",
-                "cdx_url": f"{self.base}/cdx/search/cdx", "web_url": f"{self.base}/web"}
+                "cdx_url": f"{self.base}/cdx/search/cdx", "web_url": f"{self.base}/web",
+                "allow_http_keys": True}
         return (base or Settings()).with_overrides({f"archive.{k}": v for k, v in {**urls, **archive}.items()})
 
     def times(self, endpoint: str) -> list[float]:
@@ -138,6 +140,11 @@ class FakeWayback:
         if isinstance(step, tuple) and step[0] == "429":
             return web.Response(status=429, text="<html><body>Too Many Requests</body></html>",
                                 content_type="text/html", headers={"Retry-After": str(step[1])})
+        if step == "echo":
+            # Some error pages quote the request back, headers and all.
+            return web.json_response({"status": "error", "status_ext": "error:bad-request",
+                                      "message": "bad request: Authorization: "
+                                                 f"{request.headers.get('Authorization', '')}"})
         if isinstance(step, tuple) and step[0] == "error":
             return web.json_response({"status": "error", "status_ext": step[1],
                                       "message": f"scripted {step[1]}"})
@@ -161,6 +168,11 @@ class FakeWayback:
         if step == "pending":
             return web.json_response({"status": "pending", "job_id": request.match_info["job_id"],
                                       "resources": []})
+        if step == "echo":
+            # Some error pages quote the request back, headers and all.
+            return web.json_response({"status": "error", "status_ext": "error:bad-request",
+                                      "message": "bad request: Authorization: "
+                                                 f"{request.headers.get('Authorization', '')}"})
         if isinstance(step, tuple) and step[0] == "error":
             return web.json_response({"status": "error", "status_ext": step[1],
                                       "message": f"scripted {step[1]}", "job_id": request.match_info["job_id"]})

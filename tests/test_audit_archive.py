@@ -42,7 +42,7 @@ async def test_audit_archive_saves_at_risk_pages_and_rescues_dead_ones(web, ca_f
             "save_url": f"{fake.base}/save", "status_url": f"{fake.base}/save/status",
             "availability_url": f"{fake.base}/wayback/available", "cdx_url": f"{fake.base}/cdx/search/cdx",
             "web_url": f"{fake.base}/web", "poll_interval": "0.05", "captures_per_minute": "600",
-            "lookups_per_minute": "600"}.items()}}
+            "lookups_per_minute": "600", "allow_http_keys": "true"}.items()}}
         code, out, err = await run("audit", "notes", "--archive", "--format", "json", "-o", "out.json",
                                    *web_args(web, ca_file), cwd=project, env=env)
         assert code == 1, err                       # the two dead pages fail the audit

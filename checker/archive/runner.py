@@ -94,11 +94,12 @@ def save_services(settings: Settings, environ: Mapping[str, str] | None = None) 
 
 
 async def plan_archive(store: Any, settings: Settings, now: datetime, *,
-                       environ: Mapping[str, str] | None = None) -> PlanSummary:
-    """Run the archive policy over the active links and queue the jobs it wants."""
+                       environ: Mapping[str, str] | None = None, dry_run: bool = False) -> PlanSummary:
+    """Run the archive policy over the active links and queue the jobs it wants
+    (``dry_run``: only say which; the queue is not touched)."""
     candidates = await aq.archive_candidates(store)
     planned = plan(candidates, settings.archive, now, save_services(settings, environ))
-    enqueued = await aq.enqueue_jobs(store, planned, now)
+    enqueued = 0 if dry_run else await aq.enqueue_jobs(store, planned, now)
     counts = Counter(f"{j.service}:{j.action}" for j in planned)
     return PlanSummary(len(candidates), tuple(planned), enqueued, dict(counts))
 
@@ -135,7 +136,8 @@ async def run_archive(store: Any, settings: Settings, *, now_fn: Callable[[], da
     nothing is done and the summary's events say so (QUEUE_BUSY).
     """
     if dry_run:
-        jobs = await aq.due_jobs(store, now_fn(), limit=limit)
+        # Only the configured services: a job queued for a service since removed is not run.
+        jobs = await aq.due_jobs(store, now_fn(), limit=limit, services=settings.archive.services)
         return ArchiveSummary(len(jobs), dict(Counter(f"{j.service}:{j.action}" for j in jobs)),
                               0, dry_run=True, jobs=tuple(jobs))
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -30,6 +30,7 @@ import requests
 from waybackpy import WaybackMachineAvailabilityAPI
 from waybackpy.exceptions import WaybackError
 
+from ..errors import ArchiveError
 from ..settings import Settings
 from .base import ArchiveJob, ArchiveResult, Outcome, SnapshotRecord
 from .policy import Action
@@ -127,9 +128,14 @@ class WaybackBackend:
         return await self.submit(job)
 
     # --- HTTP on aiohttp -------------------------------------------------------------
-    def _headers(self) -> dict[str, str]:
+    def _headers(self, url: str) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": self.settings.check.user_agent}
         if self.keys is not None:
+            # Over plain http anyone on the path reads the keys: refused unless asked for
+            # (archive.allow_http_keys, e.g. for a local imitation of the service).
+            if urlsplit(url).scheme != "https" and not self.cfg.allow_http_keys:
+                raise ArchiveError(f"wayback: refusing to send the archive.org keys over plain http "
+                                   f"to {url}; use https, or set archive.allow_http_keys = true")
             headers["Authorization"] = self.keys.header()
         return headers
 
@@ -179,7 +185,7 @@ class WaybackBackend:
         if self.cfg.if_not_archived_within > 0:
             form["if_not_archived_within"] = f"{int(self.cfg.if_not_archived_within)}"
         status, headers, text, error = await self._request(
-            "POST", self.cfg.save_url, data=form, headers=self._headers())
+            "POST", self.cfg.save_url, data=form, headers=self._headers(self.cfg.save_url))
         fault = self._fault(status, headers, text, error, "save")
         if fault:
             return fault
@@ -196,7 +202,7 @@ class WaybackBackend:
         started = self._clock()
         url = f"{self.cfg.status_url.rstrip('/')}/{job.external_id}"
         while True:
-            status, headers, text, error = await self._request("GET", url, headers=self._headers())
+            status, headers, text, error = await self._request("GET", url, headers=self._headers(url))
             fault = self._fault(status, headers, text, error, "save status")
             if fault is None:
                 data = self._json(text, status or 0, "save status")

@@ -16,6 +16,7 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 
 from ..archive.base import ArchiveJob, SnapshotRecord
 from ..archive.policy import Action, ArchiveCandidate, JobState, PlannedJob
+from ..logs import redact, secrets_from
 from ..models import Health
 from .schema import archive_jobs, links, snapshots, url_digest
 
@@ -118,9 +119,17 @@ async def update_job(store: Any, job_id: int, *, state: str, attempts: int, now:
     async with store.begin() as conn:
         await conn.execute(update(archive_jobs).where(archive_jobs.c.id == job_id).values(
             state=state, attempts=attempts, next_try_at=next_try_at, external_id=external_id,
-            last_error=last_error, updated_at=now))
+            last_error=_error_text(last_error), updated_at=now))
         if snapshot is not None:
             await _insert_snapshot(conn, snapshot[0], snapshot[1], now)
+
+
+def _error_text(error: str | None) -> str | None:
+    """An archive error as stored: secrets redacted, as in the logs. A service may echo the
+    request, Authorization header included, in its error page; this is the one place
+    archive errors enter the database, so the report, the API and ``archive show`` never
+    see a key. The archive keys live in the environment only (LINKHEALTH_IA_*)."""
+    return redact(error, secrets_from()) if error else error
 
 
 async def add_snapshot(store: Any, link_id: int, snap: SnapshotRecord, now: datetime) -> None:
@@ -193,11 +202,11 @@ async def requeue_job(store: Any, link_id: int, service: str, action: str, now: 
             archive_jobs.c.link_id == link_id, archive_jobs.c.service == service,
             archive_jobs.c.action == action)).values(
             state=JobState.PENDING.value, attempts=0, next_try_at=None, external_id=None,
-            last_error=reason, updated_at=now))).rowcount
+            last_error=_error_text(reason), updated_at=now))).rowcount
         if not found:
             await conn.execute(insert(archive_jobs).values(
                 link_id=link_id, service=service, action=action, state=JobState.PENDING.value,
-                attempts=0, last_error=reason, created_at=now, updated_at=now))
+                attempts=0, last_error=_error_text(reason), created_at=now, updated_at=now))
 
 
 async def saves_since(store: Any, service: str, since: datetime) -> int:

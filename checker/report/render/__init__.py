@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Protocol
 
-from ...fsutil import write_atomically
+from ...fsutil import write_atomically, writing
 from ..model import ReportModel
 from .csv import CsvFormat
 from .html import HtmlFormat
@@ -56,7 +56,9 @@ def render(model: ReportModel, fmt: str) -> str:
 def write_report(model: ReportModel, fmt: str, path: str | os.PathLike) -> Path:
     """Render and write atomically (temp file in the same folder, then os.replace)."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Encoded as is: the CSV's \r\n row ends stay as the csv module wrote them.
-    write_atomically(target, render(model, fmt).encode("utf-8"), mode=0o644)
+    data = render(model, fmt).encode("utf-8")
+    with writing(target, f"the {fmt} report"):      # a read-only folder: one line, exit 2
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Encoded as is: the CSV's \r\n row ends stay as the csv module wrote them.
+        write_atomically(target, data, mode=0o644)
     return target
