@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -37,9 +38,12 @@ def _edge(func: Callable) -> Callable:
             return func(*args, **kwargs)
         except LinkhealthError as exc:
             _fail(str(exc))
-        except KeyboardInterrupt:
-            click.echo("linkhealth: interrupted; checks done so far are saved", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+        except KeyboardInterrupt as exc:
+            # Ctrl-C: 130; SIGTERM: 143; SIGHUP: 129 (128 + the signal, as a shell reports it).
+            signum = getattr(exc, "signum", None)
+            name = f" by {signal.Signals(signum).name}" if signum else ""
+            click.echo(f"linkhealth: interrupted{name}; checks done so far are saved", err=True)
+            sys.exit(128 + signum if signum else EXIT_INTERRUPTED)
         except (SystemExit, click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
         except Exception:   # a bug: keep the traceback, but never exit 1 ("failing links found")
@@ -166,9 +170,11 @@ def extract(paths: tuple[str, ...], fmt: str, include_code: bool, config: str | 
               help="Skip links checked successfully more recently than this (e.g. 12h, 7d).")
 @click.option("--fail-on", type=click.Choice(["broken", "dead", "never"]), default=None,
               help="Exit 1 on any failing link (broken, default), on confirmed dead links, or never.")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Skip links an interrupted audit of the last 24 hours already checked.")
 @_edge
 def audit(paths: tuple[str, ...], config: str | None, db: str | None, fmt: str, output: str | None,
-          archive: bool, **flags: Any) -> None:
+          archive: bool, resume: bool, **flags: Any) -> None:
     """Check every link in the notes once, record it, and report.
 
     Exit status: 0 nothing failing, 1 failing links found (per --fail-on), 2 usage,
@@ -182,7 +188,8 @@ def audit(paths: tuple[str, ...], config: str | None, db: str | None, fmt: str, 
     settings = _settings(config, db, **flags)
     if not (paths or settings.notes.paths):
         raise click.UsageError("give the notes folder(s) to audit, or set [notes] paths in the config")
-    code = run_audit_command(settings, paths or settings.notes.paths, fmt=fmt, output=output, archive=archive)
+    code = run_audit_command(settings, paths or settings.notes.paths, fmt=fmt, output=output, archive=archive,
+                             resume=resume)
     sys.exit(code)
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Awaitable, Callable, Sequence, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
@@ -15,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
     TimeRemainingColumn
 from rich.table import Table
 
+from .errors import Interrupted
 from .fsutil import check_writable, writing
 from .models import CheckResult
 from .pipeline import AuditOutcome, run_audit
@@ -24,6 +26,7 @@ __all__ = ["run_audit_command", "run_report_command", "run_archive_command", "ru
            "run_fix_command", "write_stdout"]
 
 EXIT_OK, EXIT_FAILING = 0, 1
+T = TypeVar("T")
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -75,13 +78,53 @@ class _Bar:
             self.progress = None
 
 
-def _open_store(settings: Settings):
+async def _open_store(settings: Settings):
+    """Open the store and close the runs that killed processes left ``running``."""
+    from .pipeline import utcnow
     from .store import Store
-    return Store.open(settings.db_url)
+    store = await Store.open(settings.db_url)
+    try:
+        await store.close_stale_runs(utcnow())
+    except BaseException:
+        await store.close()
+        raise
+    return store
+
+
+#: Signals that stop a command the way Ctrl-C does (SIGINT is asyncio.run's own).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _run(main: Callable[[], Awaitable[T]]) -> T:
+    """asyncio.run(main()), where SIGTERM and SIGHUP cancel the work like Ctrl-C: the run is
+    recorded as interrupted, the checks done are kept, and Interrupted(signal) is raised."""
+    received: list[int] = []
+
+    async def guarded() -> T:
+        task, loop = asyncio.current_task(), asyncio.get_running_loop()
+
+        def stop(signum: int) -> None:
+            if not received:            # one cancel: the clean-up must not be cut short
+                received.append(signum)
+                task.cancel()
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, stop, signum)
+        try:
+            return await main()
+        finally:
+            for signum in STOP_SIGNALS:
+                loop.remove_signal_handler(signum)
+
+    try:
+        return asyncio.run(guarded())
+    except asyncio.CancelledError:
+        if received:
+            raise Interrupted(received[0]) from None
+        raise
 
 
 def run_audit_command(settings: Settings, paths: Sequence[str], *, fmt: str, output: str | None,
-                      archive: bool) -> int:
+                      archive: bool, resume: bool = True) -> int:
     """`linkhealth audit`: check, write the report(s), print the summary, return the exit code."""
     err = Console(stderr=True)
     bar = _Bar(err, "checking")
@@ -96,7 +139,7 @@ def run_audit_command(settings: Settings, paths: Sequence[str], *, fmt: str, out
         store = await _open_store(settings)
         try:
             outcome = await run_audit(store, settings, paths, progress=bar, archive=archive,
-                                      archive_progress=archive_bar)
+                                      archive_progress=archive_bar, resume=resume)
             bar.stop()
             await _write_outputs(store, settings, fmt, output)
             return outcome
@@ -105,7 +148,7 @@ def run_audit_command(settings: Settings, paths: Sequence[str], *, fmt: str, out
             archive_bar.stop()
             await store.close()
 
-    outcome = asyncio.run(main())
+    outcome = _run(main)
     for skipped in outcome.scan.notes_skipped:
         err.print(f"[yellow]warning[/]: skipped {_t(skipped.path)}: {_t(skipped.reason)}", highlight=False)
     if fmt == "text" and output:
@@ -137,6 +180,8 @@ def _print_summary(console: Console, outcome: AuditOutcome, settings: Settings) 
     console.print(f"[bold]linkhealth audit[/]: {scan.notes_scanned} notes, {scan.references} references, "
                   f"{scan.targets} unique links; {outcome.check.checked} checked"
                   + (f", {outcome.check.cached} fresh from cache" if outcome.check.cached else "")
+                  + (f", {outcome.check.resumed} already checked by interrupted run "
+                     + ", ".join(f"#{r}" for r in outcome.check.resumed_runs) if outcome.check.resumed else "")
                   + (f"; {len(scan.notes_skipped)} notes skipped" if scan.notes_skipped else ""),
                   highlight=False, soft_wrap=True)
     table = Table(title=None, show_edge=False)
@@ -183,7 +228,7 @@ def run_report_command(settings: Settings, *, fmt: str, output: str | None) -> N
         else:
             write_stdout(render(model, fmt))
 
-    asyncio.run(main())
+    _run(main)
 
 
 def run_archive_command(settings: Settings, *, dry_run: bool, limit: int | None) -> None:
@@ -204,7 +249,7 @@ def run_archive_command(settings: Settings, *, dry_run: bool, limit: int | None)
             bar.stop()
             await store.close()
 
-    plan, summary = asyncio.run(main())
+    plan, summary = _run(main)
     print_archive_summary(Console(), summary, plan=plan)
 
 
@@ -263,7 +308,7 @@ def run_archive_show(settings: Settings, url: str) -> int:
         finally:
             await store.close()
 
-    snaps = asyncio.run(main())
+    snaps = _run(main)
     console = Console()
     if not snaps:
         console.print(f"no copy of {_t(url)} is known", highlight=False)
@@ -290,7 +335,7 @@ def run_fix_command(settings: Settings, paths: Sequence[str], *, apply: bool) ->
         finally:
             await store.close()
 
-    fixes = asyncio.run(main())
+    fixes = _run(main)
     if not fixes:
         console.print("nothing to fix: no dead link with an archived copy", highlight=False)
         return EXIT_OK

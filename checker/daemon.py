@@ -457,8 +457,10 @@ class Daemon:
         outcome, state, message = CheckOutcome(), "failed", None
         try:
             progress = _MetricsProgress(self.metrics, self._report_during_batch)
-            outcome = await check_stage(self.store, self.settings, self.rules, run_id=run_id, limit=limit,
-                                        progress=progress, stop=self._stop_work)
+            # ``outcome`` is filled as checks finish: a batch cancelled at the end of the grace
+            # period still records how many it checked.
+            await check_stage(self.store, self.settings, self.rules, run_id=run_id, limit=limit,
+                              progress=progress, stop=self._stop_work, outcome=outcome)
             state = "interrupted" if outcome.interrupted else "done"
         except asyncio.CancelledError:
             state, message = "interrupted", "cancelled at the end of the grace period"

@@ -10,12 +10,14 @@ The tree::
     └── ArchiveError           an archive backend cannot work at all (e.g. folder not writable)
 
 The CLI turns each of these into exit code 2 and a one-line message saying what
-and where; anything else is a bug and keeps its traceback.
+and where; anything else is a bug and keeps its traceback. ``Interrupted`` (a
+KeyboardInterrupt: a stop, not a fault) says which signal stopped a command; the CLI
+exits 128 + its number, as a shell does.
 """
 
 from __future__ import annotations
 
-__all__ = ["LinkhealthError", "ConfigError", "InputError", "StoreError", "OutputError", "ArchiveError"]
+__all__ = ["Interrupted", "LinkhealthError", "ConfigError", "InputError", "StoreError", "OutputError", "ArchiveError"]
 
 
 class LinkhealthError(Exception):
@@ -50,3 +52,11 @@ class OutputError(LinkhealthError):
 
 class ArchiveError(LinkhealthError):
     """An archive backend cannot operate (not a per-URL failure, which is a result)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A command stopped by a signal (SIGTERM, SIGHUP) as Ctrl-C stops it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

@@ -93,6 +93,8 @@ class CheckOutcome:
 
     checked: int = 0
     cached: int = 0
+    resumed: int = 0                    # checked already by the interrupted audit(s) resumed
+    resumed_runs: tuple[int, ...] = ()
     by_status: Counter = field(default_factory=Counter)
     interrupted: bool = False
 
@@ -274,23 +276,37 @@ async def report_stage(store, settings: Settings, fmt: str = "html", path: Path 
     return path
 
 
+#: An interrupted audit is resumed by the next audit started within this time; later, its
+#: checks are history and the next audit checks everything again.
+RESUME_WITHIN = timedelta(hours=24)
+
+
 async def run_audit(store, settings: Settings, paths: Sequence[str], *,
                     progress: Progress | None = None, archive: bool = False,
-                    archive_progress=None) -> AuditOutcome:
-    """One-off audit: scan, check every cited link (or the stale ones), archive, summarise."""
+                    archive_progress=None, resume: bool = True) -> AuditOutcome:
+    """One-off audit: scan, check every cited link (or the stale ones), archive, summarise.
+
+    ``resume``: skip the links that interrupted audits since the last finished one (within
+    RESUME_WITHIN) already checked; their stored checks count as this audit's.
+    """
     rules = load_rules(settings.health)
     now = utcnow()
+    resumed_runs, done_urls = await store.resumable_audit(now, RESUME_WITHIN) if resume else ([], set())
     run_id = await store.start_run("audit", now)
     try:
         scan_outcome, collection = await _scan(store, settings, rules, paths=paths, now=now)
     except BaseException as exc:   # a missing path, an unreadable folder: the run failed
-        await store.finish_run(run_id, state="failed", now=utcnow(), message=str(exc)[:500])
+        stopped = isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt))
+        await store.finish_run(run_id, state="interrupted" if stopped else "failed", now=utcnow(),
+                               message=None if stopped else str(exc)[:500])
         raise
     targets = collection.targets
     check = CheckOutcome()        # filled as checks finish, so an interruption keeps its counts
+    todo = [t for url, t in targets.items() if url not in done_urls]
+    check.resumed, check.resumed_runs = len(targets) - len(todo), tuple(resumed_runs)
     state = "done"
     try:
-        await check_stage(store, settings, rules, run_id=run_id, targets=targets.values(),
+        await check_stage(store, settings, rules, run_id=run_id, targets=todo,
                           progress=progress, outcome=check)
     except (asyncio.CancelledError, KeyboardInterrupt):
         state = "interrupted"

@@ -9,7 +9,7 @@ lock instead of failing). Checks go through the single batching writer
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Sequence
 
 from sqlalchemy import and_, bindparam, desc, nulls_first, or_, select, update
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ..errors import StoreError
 from ..models import CheckResult, HealthState, Note, Reference, Target
 from . import leases as _leases
+from . import runs as _runs
 from .engine import IMMEDIATE, create_engine, mask_url
 from .migrate import HEAD, current_revision, upgrade_engine
 from .schema import checks, links, runs, to_utc, url_digest
@@ -180,8 +181,24 @@ class Store:
         async with self._write() as conn:
             result = await conn.execute(runs.insert().values(
                 kind=kind, state="running", started_at=now, notes_scanned=0, notes_skipped=0,
-                links_total=0, links_checked=0).returning(runs.c.id))
+                links_total=0, links_checked=0, owner=_runs.this_owner()).returning(runs.c.id))
             return int(result.scalar_one())
+
+    async def close_stale_runs(self, now: datetime, *, kind: str | None = None,
+                               any_owner: bool = False) -> int:
+        """Close runs left ``running`` by a process that is gone, with their real counts.
+
+        ``any_owner`` closes every running run of ``kind`` (the daemon, holding its
+        lease, knows no other daemon runs). Returns how many were closed.
+        """
+        async with self._write() as conn:
+            stale = await _runs.stale_run_ids(conn, kind=kind, any_owner=any_owner)
+            return await _runs.close_runs(conn, stale, now) if stale else 0
+
+    async def resumable_audit(self, now: datetime, within: timedelta) -> tuple[list[int], set[str]]:
+        """Interrupted audits since the last finished one, and the URLs they checked."""
+        async with self._read() as conn:
+            return await _runs.resumable_audit(conn, to_utc(now), within)
 
     async def finish_run(self, run_id: int, *, state: str, now: datetime, notes_scanned: int = 0,
                          notes_skipped: int = 0, links_total: int = 0, links_checked: int = 0,
