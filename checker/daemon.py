@@ -506,8 +506,10 @@ class Daemon:
         plan_archive, run_archive = functions
         started = time.monotonic()
         plan = _as_dict(await plan_archive(self.store, self.settings, utcnow()))
+        # On SIGTERM no new archive request starts (lookups, saves, polls, page fetches);
+        # the queue keeps what is left for the next start.
         summary = await run_archive(self.store, self.settings, now_fn=utcnow,
-                                    limit=self.settings.daemon.batch_size)
+                                    limit=self.settings.daemon.batch_size, stop=self._stop_work)
         fields = _as_dict(summary)
         for (service, outcome), n in _archive_outcomes(summary).items():
             self.metrics.archive_results[(service, outcome)] += n

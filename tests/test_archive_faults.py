@@ -79,3 +79,31 @@ async def test_keys_are_not_sent_over_plain_http_unless_asked(archive_store, fak
     [job] = await jobs(store)
     assert job["state"] == "pending"            # kept for a run with https (or the setting)
     assert await aq.due_jobs(store, ft.now())
+
+
+async def test_a_stop_lets_no_new_archive_request_start(archive_store, fake_wayback):
+    """The daemon's SIGTERM sets the stop event: the lookup in flight finishes, no other starts."""
+    import asyncio
+    import time
+    store, fake, ft = archive_store, fake_wayback, FakeTime()
+    for i in range(4):
+        await add_link(store, f"https://gone.example.cn/{i}", health="dead", first_failing_at=ft.now())
+    settings = fake.settings(Settings(), services=["wayback"], lookups_per_minute=60.0)   # 1 s apart
+    await plan_archive(store, settings, ft.now(), environ={})
+    stop = asyncio.Event()
+    asked: list[float] = []
+
+    async def stop_after_first_request() -> None:
+        while fake.count("available") + fake.count("cdx") == 0:
+            await asyncio.sleep(0.005)
+        asked.append(time.monotonic())
+        stop.set()
+
+    watcher = asyncio.create_task(stop_after_first_request())
+    summary = await asyncio.wait_for(run_archive(store, settings, now_fn=ft.now, environ={}, stop=stop), 10)
+    await watcher
+    requests = fake.times("available") + fake.times("cdx")
+    assert len(requests) == 1 and all(t <= asked[0] for t in requests)
+    assert time.monotonic() - asked[0] < 1.0                     # it did not wait for the next token
+    assert any("stopped on request with 4 jobs left" in e for e in summary.events)
+    assert {j["state"] for j in await jobs(store)} == {"pending"}

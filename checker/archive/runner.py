@@ -26,6 +26,7 @@ from ..store import archivequeue as aq
 from .base import ArchiveJob, ArchiveResult, Backend, Outcome, Registry, SnapshotRecord
 from .policy import Action, JobState, PlannedJob, plan
 from .queue import CircuitBreaker, DayWindow, Lane, TokenBucket, backoff_delay
+from .stop import ArchiveStopped, checkpoint, gated_fetcher, never_stopped, stoppable_sleep
 
 __all__ = ["PlanSummary", "ArchiveSummary", "SnapshotInfo", "plan_archive", "run_archive",
            "show_snapshots", "best_snapshot", "save_services", "LEASE_NAME", "LEASE_TTL", "QUEUE_BUSY"]
@@ -129,7 +130,7 @@ async def run_archive(store: Any, settings: Settings, *, now_fn: Callable[[], da
                       sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                       clock: Callable[[], float] = time.monotonic,
                       backends: list[Backend] | None = None,
-                      lease_ttl: float = LEASE_TTL) -> ArchiveSummary:
+                      lease_ttl: float = LEASE_TTL, stop: asyncio.Event | None = None) -> ArchiveSummary:
     """Run the due archive jobs once through their slow lanes; outcomes go to the database.
 
     The run holds the database lease ``archive`` throughout; when another runner holds it,
@@ -140,6 +141,10 @@ async def run_archive(store: Any, settings: Settings, *, now_fn: Callable[[], da
         jobs = await aq.due_jobs(store, now_fn(), limit=limit, services=settings.archive.services)
         return ArchiveSummary(len(jobs), dict(Counter(f"{j.service}:{j.action}" for j in jobs)),
                               0, dry_run=True, jobs=tuple(jobs))
+    if stop is not None:
+        # From the stop on, no wait and no request starts (see checker.archive.stop).
+        sleep = stoppable_sleep(sleep, stop)
+    check = checkpoint(stop)
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     # The lease runs on the wall clock, not now_fn: it is shared with other processes.
     if not await store.acquire_lease(LEASE_NAME, owner, lease_ttl, _wall_now()):
@@ -152,7 +157,7 @@ async def run_archive(store: Any, settings: Settings, *, now_fn: Callable[[], da
     try:
         async with _Sessions(settings) as sessions:
             registry = Registry(backends) if backends is not None else Registry(
-                _default_backends(settings, sessions, runner, environ, sleep, clock, store))
+                _default_backends(settings, sessions, runner, environ, sleep, clock, store, check))
             await runner.start(registry)    # may re-queue saves whose WARC was lost
             jobs = await aq.due_jobs(store, now_fn(), limit=limit)
             for done, job in enumerate(jobs, 1):
@@ -160,7 +165,11 @@ async def run_archive(store: Any, settings: Settings, *, now_fn: Callable[[], da
                     runner.events.append("the archive lease was lost (another runner took the queue); "
                                          f"stopped with {len(jobs) - done + 1} jobs left for later")
                     break
-                message = await runner.one(registry, job)
+                try:
+                    message = await runner.one(registry, job)
+                except ArchiveStopped:
+                    runner.events.append(f"stopped on request with {len(jobs) - done + 1} jobs left for later")
+                    break
                 if progress is not None:
                     progress(done, len(jobs), message)
     finally:
@@ -219,18 +228,20 @@ class _Sessions:
 
 
 def _default_backends(settings: Settings, sessions: _Sessions, runner: "_Runner",
-                      environ: Mapping[str, str] | None, sleep: Any, clock: Any, store: Any) -> list[Backend]:
+                      environ: Mapping[str, str] | None, sleep: Any, clock: Any, store: Any,
+                      check: Callable[[], None] = never_stopped) -> list[Backend]:
     from .local import LocalBackend, http_fetcher
     from .wayback import WaybackBackend
     out: list[Backend] = []
     for service in settings.archive.services:
         if service == "local":
-            out.append(LocalBackend(settings, http_fetcher(sessions.pages, settings.check.max_redirects),
+            fetch = gated_fetcher(http_fetcher(sessions.pages, settings.check.max_redirects), check)
+            out.append(LocalBackend(settings, fetch,
                                     now=runner.now_fn,
                                     known_digest=lambda link_id, d: aq.local_snapshot_with_digest(store, link_id, d)))
         elif service == "wayback":
             out.append(WaybackBackend(settings, sessions.wayback, runner.lane("wayback"),
-                                      environ=environ, sleep=sleep, clock=clock))
+                                      environ=environ, sleep=sleep, clock=clock, checkpoint=check))
     return out
 
 

@@ -35,6 +35,7 @@ from ..settings import Settings
 from .base import ArchiveJob, ArchiveResult, Outcome, SnapshotRecord
 from .policy import Action
 from .queue import Lane
+from .stop import never_stopped
 
 __all__ = ["WaybackBackend", "IAKeys", "same_capture_url", "parse_timestamp", "RETRYABLE_ERRORS"]
 
@@ -101,7 +102,8 @@ class WaybackBackend:
     def __init__(self, settings: Settings, session: aiohttp.ClientSession, lane: Lane, *,
                  environ: Mapping[str, str] | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 checkpoint: Callable[[], None] = never_stopped) -> None:
         self.settings = settings
         self.cfg = settings.archive
         self.session = session
@@ -109,6 +111,7 @@ class WaybackBackend:
         self.keys = IAKeys.from_env(os.environ if environ is None else environ)
         self._sleep = sleep
         self._clock = clock
+        self._checkpoint = checkpoint     # raises ArchiveStopped once a stop is asked
 
     @property
     def can_save(self) -> bool:
@@ -141,6 +144,7 @@ class WaybackBackend:
 
     async def _request(self, method: str, url: str, **kw: Any) -> tuple[int | None, Mapping[str, str], str, str | None]:
         """(status, headers, text, transport error); never raises for network faults."""
+        self._checkpoint()       # no request starts after a stop (checker.archive.stop)
         timeout = aiohttp.ClientTimeout(total=self.settings.check.timeout * 3,
                                         connect=self.settings.check.connect_timeout)
         try:
@@ -250,6 +254,7 @@ class WaybackBackend:
         """The newest status-200 capture before the link started failing (or none)."""
         before = job.failing_since or datetime.now(timezone.utc)
         await self.lane.acquire(save=False)
+        self._checkpoint()       # no request starts after a stop (checker.archive.stop)
         found = await asyncio.to_thread(self._availability, job.url, before)
         if isinstance(found, ArchiveResult) and found.rate_limited:
             return found
