@@ -114,3 +114,31 @@ async def test_stale_runs_are_closed_with_the_counts_of_their_checks(db_url):  #
     assert (by_id[dead_audit]["state"], by_id[dead_audit]["links_checked"]) == ("interrupted", 2)
     assert by_id[dead_audit]["counts"]["status"] == {"broken": 2}
     assert by_id[live_audit]["state"] == "running"
+
+
+async def test_a_daemon_batch_cancelled_at_the_end_of_grace_keeps_its_count(db_url, web, web_settings,  # noqa: F811
+                                                                              tmp_path):
+    """A batch cancelled mid-way (the grace period is over) records the checks it finished."""
+    from checker.daemon import Daemon
+    from checker.pipeline import scan_stage
+    from checker.rules import load_rules
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.md").write_text("https://example.com/title\n\nhttps://example.com/hang\n", encoding="utf-8")
+    settings = web_settings(retries=0, timeout=30).with_overrides({"db": db_url, "data_dir": str(tmp_path / "d")})
+    daemon = Daemon(settings, paths=[str(notes)])
+    daemon.rules = load_rules(settings.health)
+    daemon.store = await Store.open(db_url)
+    try:
+        await scan_stage(daemon.store, settings, daemon.rules, paths=[str(notes)])
+        batch = asyncio.create_task(daemon._check_batch(10))
+        while not web.hits["/hang"] or not web.hits["/title"]:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.8)             # the finished check is committed (0.5 s batches)
+        batch.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await batch
+        [row] = [r for r in await daemon.store.runs() if r["kind"] == "daemon"]
+    finally:
+        await daemon.store.close()
+    assert (row["state"], row["links_checked"]) == ("interrupted", 1)

@@ -87,3 +87,21 @@ async def test_a_database_of_the_first_schema_upgrades_and_keeps_its_rows(db_url
         assert stats.links_new == 0
         assert (await store.link_states(["https://a.example.cn/x"]))["https://a.example.cn/x"].health is \
             Health.SUSPECT
+
+
+async def test_an_audit_citing_a_3000_character_url_checks_every_link(db_url, web, web_settings, tmp_path):  # noqa: F811
+    """The issue's case end to end: the long URL is one result among the others, not the end of the run."""
+    from checker.pipeline import run_audit
+    huge = "https://example.com/title?" + long_url(3000)[30:]
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.md").write_text(f"# 长链接\n\n{huge}\n\nhttps://example.com/404\n\nhttps://example.com/title\n",
+                                encoding="utf-8")
+    settings = web_settings(retries=0).with_overrides({"db": db_url, "data_dir": str(tmp_path / "data")})
+    async with await Store.open(db_url) as store:
+        outcome = await run_audit(store, settings, [str(notes)])
+        states = await store.link_states()
+    assert outcome.check.checked == 3 and len(states) == 3
+    assert {s.status for s in states.values()} == {Status.OK, Status.BROKEN}
+    [long] = [s for url, s in states.items() if len(url) > 2900]
+    assert long.status is Status.OK, (long.status, long.error, long.http_status)
