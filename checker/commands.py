@@ -107,12 +107,17 @@ def _run(main: Callable[[], Awaitable[T]]) -> T:
             if not received:            # one cancel: the clean-up must not be cut short
                 received.append(signum)
                 task.cancel()
+        installed = []
         for signum in STOP_SIGNALS:
-            loop.add_signal_handler(signum, stop, signum)
+            try:
+                loop.add_signal_handler(signum, stop, signum)
+                installed.append(signum)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+                pass
         try:
             return await main()
         finally:
-            for signum in STOP_SIGNALS:
+            for signum in installed:
                 loop.remove_signal_handler(signum)
 
     try:
