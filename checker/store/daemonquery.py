@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .schema import archive_jobs, checks, links, runs, snapshots
+from .schema import archive_jobs, checks, links, snapshots
 
 __all__ = [
     "engine_of", "ping", "list_links", "link_counts", "due_count", "archive_counts",
