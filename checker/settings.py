@@ -51,6 +51,7 @@ class NotesSettings:
     bare_www: bool = False
     site_root: str = ""
     max_file_bytes: int = 20 * 1024 * 1024
+    follow_symlinks_outside: bool = False
 
 
 @dataclass(frozen=True)
