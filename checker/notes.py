@@ -24,7 +24,7 @@ from .errors import InputError
 from .models import Note
 from .settings import NotesSettings
 
-__all__ = ["scan", "read_note", "ScanResult", "Skipped", "display_path", "glob_match"]
+__all__ = ["scan", "read_note", "ScanResult", "Skipped", "display_path", "glob_match", "LinkPolicy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +94,7 @@ def glob_match(relpath: str, patterns: Sequence[str]) -> bool:
     return any(_glob_regex(p).match(relpath) for p in patterns)
 
 
-class _Links:
+class LinkPolicy:
     """Where symbolic links may lead: inside the scanned roots, or anywhere when
     ``notes.follow_symlinks_outside`` is set. A link that leaves the roots could
     otherwise make the notes' URLs include those of any file on the machine
@@ -115,7 +115,7 @@ class _Links:
                 "(set notes.follow_symlinks_outside = true to follow it)")
 
 
-def _walk(root: Path, settings: NotesSettings, links: _Links, skipped: list[Skipped]) -> list[Path]:
+def _walk(root: Path, settings: NotesSettings, links: LinkPolicy, skipped: list[Skipped]) -> list[Path]:
     """Files under ``root`` matching include and not exclude, sorted by relative path.
 
     Symbolically linked folders are walked after every real one, each real folder once:
@@ -213,7 +213,7 @@ def scan(paths: Sequence[str | Path], settings: NotesSettings, *, keep_text: boo
     Symbolic links are followed only where they resolve inside ``roots`` (default: the
     ``paths``), unless ``notes.follow_symlinks_outside`` is set.
     """
-    links = _Links(paths if roots is None else roots, settings)
+    links = LinkPolicy(paths if roots is None else roots, settings)
     files: list[Path] = []
     skipped: list[Skipped] = []
     for raw in paths:

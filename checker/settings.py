@@ -141,6 +141,8 @@ class DaemonSettings:
     grace_period: Seconds = 30.0
     log_format: str = "keyvalue"
     log_level: str = "info"
+    watch: bool = True
+    watch_debounce: Seconds = 0.5
 
 
 @dataclass(frozen=True)
