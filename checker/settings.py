@@ -143,6 +143,7 @@ class DaemonSettings:
     log_level: str = "info"
     watch: bool = True
     watch_debounce: Seconds = 0.5
+    session_max_age: Seconds = 7 * 86400.0
 
 
 @dataclass(frozen=True)

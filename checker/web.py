@@ -8,7 +8,7 @@
     GET /metrics          Prometheus text format (version 0.0.4)
 
 When a token is configured every endpoint but ``/healthz`` needs ``Authorization:
-Bearer <token>``; listening on anything but loopback without a token is refused
+Bearer <token>`` or, for browsers, the session cookie that ``/login`` sets (webauth); listening on anything but loopback without a token is refused
 (:func:`check_exposure`), because the API shows every URL of the notes.
 
 Without a token (loopback only), every endpoint but ``/healthz`` also checks the Host
@@ -20,7 +20,6 @@ to 127.0.0.1 (DNS rebinding) and read the API and the report from the user's bro
 from __future__ import annotations
 
 import asyncio
-import hmac
 import ipaddress
 import json
 import math
@@ -36,7 +35,7 @@ from aiohttp import web
 from .errors import ConfigError
 from .settings import Settings
 from .store import daemonquery
-from . import webparams
+from . import webauth, webparams
 from .weblog import server_logger
 
 __all__ = [
@@ -228,23 +227,6 @@ class _Ctx:
 _CTX = web.AppKey("linkhealth", _Ctx)
 
 
-def _token_middleware(token: str):
-    expected = f"Bearer {token}".encode()
-
-    @web.middleware
-    async def middleware(request: web.Request, handler):
-        # /healthz stays open so that Docker's and load balancers' probes need no secret;
-        # it says only whether the daemon works.
-        if request.path != "/healthz":
-            given = request.headers.get("Authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
-                return web.json_response({"error": "a valid 'Authorization: Bearer <token>' header is required"},
-                                         status=401, headers={"WWW-Authenticate": 'Bearer realm="linkhealth"'})
-        return await handler(request)
-
-    return middleware
-
-
 #: Host names always accepted by the Host check (besides the listen address).
 LOCAL_HOSTS = frozenset({"localhost", "localhost.", "127.0.0.1", "::1"})
 
@@ -348,7 +330,7 @@ def create_app(store: Any, settings: Settings, *, metrics: Metrics, state: Calla
     """
     token = settings.daemon.token if token is None else token
     if token:
-        middlewares = [_token_middleware(token)]
+        middlewares = [webauth.auth_middleware(token)]
     else:
         host, _ = parse_listen(settings.daemon.listen)
         middlewares = [_host_middleware(allowed_hosts(host))]
@@ -359,6 +341,8 @@ def create_app(store: Any, settings: Settings, *, metrics: Metrics, state: Calla
     app.router.add_get("/api/runs", _runs)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
+    if token:   # a browser signs in with the token and keeps a cookie (webauth)
+        webauth.add_login_routes(app, token, title=settings.report.title, max_age=settings.daemon.session_max_age)
     return app
 
 
