@@ -18,7 +18,7 @@ __all__ = ["BadParam", "LinksQuery", "links_query", "runs_limit", "MAX_PAGE", "D
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
 MAX_OFFSET = 10**9
 MAX_Q = 500                      # characters of a search: more is no search, it is a payload
-STATUSES = tuple(s.value for s in Status)
+STATUSES = (*(s.value for s in Status), "unchecked")   # unchecked: no check yet, as /metrics says
 HEALTHS = tuple(h.value for h in Health)
 ACTIVE = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False,
           "all": None, "any": None}

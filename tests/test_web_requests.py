@@ -34,6 +34,9 @@ async def test_good_parameters_still_answer(serve):
     web = await serve()
     assert (await web.get("/api/links?status=broken,ok&limit=1000&offset=0&active=all"))[1]["total"] == 3
     assert (await web.get("/api/links?status=&health=&q="))[1]["total"] == 3   # empty means no filter
+    unchecked = (await web.get("/api/links?status=unchecked"))[1]
+    assert [r["url"] for r in unchecked["links"]] == ["https://b.example/x_y"]
+    assert (await web.get("/api/links?status=unchecked,broken"))[1]["total"] == 2
     assert (await web.get("/api/runs?limit=1000"))[0] == 200
     status, body, _ = await web.get("/api/runs?limit=-1")
     assert status == 400 and body["parameter"] == "limit" and "from 1 to 1000" in body["error"]
@@ -41,7 +44,7 @@ async def test_good_parameters_still_answer(serve):
 
 def test_messages_say_what_is_accepted():
     with pytest.raises(BadParam, match=r"status: 'bogus' is not one of ok, redirect, broken, soft404, timeout, "
-                                       r"unreachable, blocked, excluded"):
+                                       r"unreachable, blocked, excluded, unchecked"):
         links_query({"status": "bogus"})
     with pytest.raises(BadParam, match=r"limit: must be from 1 to 1000, got -1"):
         links_query({"limit": "-1"})
