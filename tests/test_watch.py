@@ -100,6 +100,10 @@ async def test_a_watcher_that_cannot_start_is_said_once_and_the_scan_goes_on(tmp
     for folder in ("x", "y", "z"):
         write_note(tmp_path, f"{folder}.md", [first])
         (tmp_path / "notes" / folder).mkdir()
+    # A note linked to a file outside the notes: skipped, and said once, not at every scan.
+    secret = tmp_path / "secret.md"
+    secret.write_text("http://site-b.test/secret\n", encoding="utf-8")
+    (tmp_path / "notes" / "passwd.md").symlink_to(secret)
     port = free_port()
     config = _config(tmp_path, "f", db_url, web, port, scan_interval="1s", check_interval="1s")
     proc = DaemonProc(tmp_path, config, "f", port,
@@ -115,5 +119,9 @@ async def test_a_watcher_that_cannot_start_is_said_once_and_the_scan_goes_on(tmp
     assert failed[0]["level"] == "warning" and "limit" in failed[0]["error"].lower()
     assert "max_user_watches" in failed[0]["hint"]
     assert len(proc.events("scan.done")) >= 2      # the periodic scan carried on
+    skipped = proc.events("scan.skipped")
+    assert [(e["path"].rsplit("/", 1)[-1], "outside the scanned folders" in e["reason"]) for e in skipped] == [
+        ("passwd.md", True)], skipped
+    assert "http://site-b.test/secret" not in await links_by_url(proc, active="all")
     proc.signal(signal.SIGTERM)
     assert await proc.wait_exit() == 0, proc.tail()
