@@ -47,7 +47,7 @@ from .pipeline import CheckOutcome, check_stage, report_stage, rescan_stage, sca
 from .rules import load_rules
 from .settings import Settings
 from .store import Store, daemonquery
-from .watch import Changes, watch_notes
+from .watch import WATCH_FALLBACK, Changes, watch_notes
 from .web import Metrics, check_exposure, create_app, is_loopback, parse_listen, start_web
 
 __all__ = ["run_daemon", "Daemon", "LEASE_NAME"]
@@ -410,7 +410,7 @@ class Daemon:
         return job
 
     def wake(self, name: str) -> None:
-        """Run job ``name`` now (unless it is running: it then picks the work up next time)."""
+        """Run job ``name`` now; if it is running, once more as soon as that run ends."""
         if self.scheduler is None or not self.scheduler.running or self._stopping.is_set():
             return
         if self.scheduler.get_job(name) is None:
@@ -599,8 +599,7 @@ def _watcher_ended(task: asyncio.Task) -> None:
     """Log a watcher that ended on an error of its own (its known failures log themselves)."""
     if not task.cancelled() and task.exception() is not None:
         exc = task.exception()
-        log_event(log, "watch.failed", error=f"{type(exc).__name__}: {exc}",
-                  fallback="the periodic scan (daemon.scan_interval) still finds every change",
+        log_event(log, "watch.failed", error=f"{type(exc).__name__}: {exc}", fallback=WATCH_FALLBACK,
                   level=logging.WARNING)
 
 

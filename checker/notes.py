@@ -123,22 +123,19 @@ def _walk(root: Path, settings: NotesSettings, links: LinkPolicy, skipped: list[
     """
     found: list[tuple[str, Path]] = []
     walked: dict[str, Path] = {}          # real path -> the path it was walked as
-    queue: list[tuple[Path, str]] = [(root, "")]
-    linked: list[tuple[Path, str]] = []   # (link, its relative path + "/"), walked last
-    while queue or linked:
-        if not queue:
-            link, prefix = linked.pop(0)
-            reason = links.refusal(link) or _walked_already(link, walked)
+    pending: list[tuple[Path, str]] = [(root, "")]   # (folder, its relative path + "/"): links join last
+    while pending:
+        base, base_prefix = pending.pop(0)
+        if base_prefix:                   # a linked folder
+            reason = links.refusal(base) or _walked_already(base, walked)
             if reason:
-                skipped.append(Skipped(display_path(link), reason))
+                skipped.append(Skipped(display_path(base), reason))
                 continue
-            queue.append((link, prefix))
-        base, base_prefix = queue.pop()
         for folder, dirs, files in os.walk(base):
             walked.setdefault(os.path.realpath(folder), Path(folder))
             rel_dir = Path(folder).relative_to(base).as_posix()
             prefix = base_prefix + ("" if rel_dir == "." else rel_dir + "/")
-            dirs[:] = _real_subfolders(Path(folder), prefix, dirs, settings, walked, linked)
+            dirs[:] = _real_subfolders(Path(folder), prefix, dirs, settings, walked, pending)
             for name in files:
                 rel = prefix + name
                 if glob_match(rel, settings.include) and not glob_match(rel, settings.exclude):
@@ -153,8 +150,8 @@ def _walk(root: Path, settings: NotesSettings, links: LinkPolicy, skipped: list[
 
 
 def _real_subfolders(folder: Path, prefix: str, dirs: list[str], settings: NotesSettings,
-                     walked: Mapping[str, Path], linked: list[tuple[Path, str]]) -> list[str]:
-    """The subfolders os.walk should enter; symbolic links are queued in ``linked`` instead."""
+                     walked: Mapping[str, Path], pending: list[tuple[Path, str]]) -> list[str]:
+    """The subfolders os.walk should enter; symbolic links join ``pending`` instead."""
     keep = []
     for name in sorted(dirs):
         # Prune excluded folders early ("**/node_modules/**" matches "node_modules/x").
@@ -162,7 +159,7 @@ def _real_subfolders(folder: Path, prefix: str, dirs: list[str], settings: Notes
             continue
         path = folder / name
         if os.path.islink(path):
-            linked.append((path, f"{prefix}{name}/"))
+            pending.append((path, f"{prefix}{name}/"))
         elif os.path.realpath(path) not in walked:   # reached again through a linked folder
             keep.append(name)
     return keep
@@ -173,8 +170,7 @@ def _walked_already(link: Path, walked: Mapping[str, Path]) -> str | None:
     real = os.path.realpath(link)
     if real not in walked:
         return None
-    if os.path.realpath(link.parent).startswith(real.rstrip(os.sep) + os.sep) or \
-            os.path.realpath(link.parent) == real:
+    if Path(os.path.realpath(link.parent)).is_relative_to(real):
         return f"symbolic link loop: points back to {display_path(walked[real])}"
     return f"symbolic link to a folder already scanned as {display_path(walked[real])}"
 

@@ -27,11 +27,12 @@ from .logs import log_event
 from .notechanges import ADDED, DELETED, MODIFIED, watched
 from .settings import NotesSettings
 
-__all__ = ["watch_notes", "watch_targets", "Changes"]
+__all__ = ["watch_notes", "watch_targets", "Changes", "WATCH_FALLBACK"]
 
 Changes = tuple[tuple[str, Path], ...]
 #: Longest a burst of changes is gathered, as a multiple of the quiet time (daemon.watch_debounce).
 MAX_GATHER = 8
+WATCH_FALLBACK = "the periodic scan (daemon.scan_interval) still finds every change"
 log = logging.getLogger("linkhealth.watch")
 
 
@@ -87,7 +88,7 @@ async def _watch(paths: list[Path], recursive: bool, roots: Sequence[str | Path]
             except Exception as exc:     # the watcher's own fault: inotify limits, a vanished mount
                 log_event(log, "watch.failed", error=f"{type(exc).__name__}: {exc}",
                           paths=",".join(map(str, paths)), hint=_hint(exc),
-                          fallback="the periodic scan (daemon.scan_interval) still finds every change",
+                          fallback=WATCH_FALLBACK,
                           level=logging.WARNING)
                 return
             await on_change(tuple(sorted((kinds.get(kind, MODIFIED), Path(p)) for kind, p in group)))
