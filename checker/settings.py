@@ -397,6 +397,7 @@ def _validate(settings: Settings) -> None:
         "check.max_redirects": c.max_redirects + 1, "check.max_body_bytes": c.max_body_bytes,
         "health.dead_after_checks": settings.health.dead_after_checks,
         "daemon.batch_size": settings.daemon.batch_size,
+        "daemon.session_max_age": settings.daemon.session_max_age,
     }
     for key, value in positive.items():
         if value <= 0:

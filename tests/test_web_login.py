@@ -197,3 +197,10 @@ async def test_chromium_signs_in_through_the_form_and_sees_the_report(serve, sto
         assert (await page.goto(f"{base}/api/links")).status == 401
         await browser.close()
     print(f"screenshots: {tmp_path / 'login.png'} {tmp_path / 'report.png'}")
+
+
+def test_a_session_lifetime_must_be_positive():
+    from checker.errors import ConfigError
+    from checker.settings import load_settings
+    with pytest.raises(ConfigError, match="daemon.session_max_age must be positive"):
+        load_settings(None, environ={"LINKHEALTH_DAEMON_SESSION_MAX_AGE": "0"})
