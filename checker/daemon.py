@@ -44,10 +44,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from .errors import ConfigError, LinkhealthError
 from .logs import configure_logging, log_event
 from .notes import check_roots
-from .pipeline import CheckOutcome, check_stage, report_stage, scan_stage, utcnow
+from .pipeline import CheckOutcome, check_stage, report_stage, rescan_stage, scan_stage, utcnow
 from .rules import load_rules
 from .settings import Settings
 from .store import Store, daemonquery
+from .watch import WATCH_FALLBACK, Changes, watch_notes
 from .web import Metrics, check_exposure, create_app, is_loopback, parse_listen, start_web
 
 __all__ = ["run_daemon", "Daemon", "LEASE_NAME"]
@@ -111,6 +112,10 @@ class Daemon:
         self._last_report = float("-inf")
         self._lease_renewed = float("-inf")   # monotonic start of the last successful acquire/renew
         self._lease_lost = False
+        self._scan_lock = asyncio.Lock()    # the scan job and the watcher's rescans take turns
+        self._again: set[str] = set()      # jobs woken while running: run again when they end
+        self._watcher: asyncio.Task | None = None
+        self._said_skipped: set[tuple[str, str]] = set()
 
     # -- life cycle ---------------------------------------------------------------
 
@@ -145,6 +150,7 @@ class Daemon:
             if stale:
                 log_event(log, "runs.interrupted_previous", count=stale)
             self._start_scheduler()
+            self._start_watcher()
             self.state = "running"
             log_event(log, "daemon.started", owner=self.owner, db=_mask(self.settings.db_url),
                       paths=",".join(self.paths or self.settings.notes.paths) or "-")
@@ -196,6 +202,9 @@ class Daemon:
             await self._drain(grace)
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
         if renewer is not None:
             renewer.cancel()
             await asyncio.gather(renewer, return_exceptions=True)
@@ -400,14 +409,22 @@ class Daemon:
             finally:
                 self._running.pop(name, None)
                 self.metrics.observe_job(name, result, started, time.time())
+                if name in self._again:
+                    # Woken while running: once APScheduler has seen this run end (its
+                    # max_instances count), the job runs again for the work that came.
+                    self._again.discard(name)
+                    asyncio.get_running_loop().call_later(0.05, self.wake, name)
         job.__name__ = f"{name}_job"
         return job
 
     def wake(self, name: str) -> None:
-        """Run job ``name`` now (unless it is running: it then picks the work up next time)."""
+        """Run job ``name`` now; if it is running, once more as soon as that run ends."""
         if self.scheduler is None or not self.scheduler.running or self._stopping.is_set():
             return
-        if name in self._running or self.scheduler.get_job(name) is None:
+        if self.scheduler.get_job(name) is None:
+            return
+        if name in self._running:
+            self._again.add(name)
             return
         self.scheduler.modify_job(name, next_run_time=utcnow())
 
@@ -415,17 +432,52 @@ class Daemon:
 
     async def _scan_job(self) -> None:
         started = time.monotonic()
-        outcome = await scan_stage(self.store, self.settings, self.rules, paths=self.paths, now=utcnow())
+        async with self._scan_lock:
+            outcome = await scan_stage(self.store, self.settings, self.rules, paths=self.paths, now=utcnow())
+        self._scanned("scan.done", outcome, started)
+
+    async def _rescan_job(self, changes: Changes) -> None:
+        """Rescan what the watcher saw change (a full scan when a folder came or went)."""
+        started = time.monotonic()
+        async with self._scan_lock:
+            outcome = await rescan_stage(self.store, self.settings, self.rules, changes, paths=self.paths,
+                                         now=utcnow())
+        self._scanned("rescan.done" if outcome.partial else "scan.done", outcome, started,
+                      changes=len(changes))
+
+    def _scanned(self, event: str, outcome: Any, started: float, **fields: Any) -> None:
+        """Log a scan, say each newly skipped file once, mark the report and wake the checks."""
         sync = _as_dict(outcome.sync)
-        log_event(log, "scan.done", notes=outcome.notes_scanned, skipped=len(outcome.notes_skipped),
+        changed = any(v for k, v in sync.items() if "unchanged" not in k and isinstance(v, int))
+        # A watcher's rescan that changed nothing (an editor's temporary file) is not news.
+        level = logging.INFO if changed or not outcome.partial else logging.DEBUG
+        log_event(log, event, notes=outcome.notes_scanned, skipped=len(outcome.notes_skipped),
                   references=outcome.references, links=outcome.targets,
-                  seconds=round(time.monotonic() - started, 3), **sync)
-        for skipped in outcome.notes_skipped[:20]:
-            log_event(log, "scan.skipped", path=getattr(skipped, "path", skipped),
-                      reason=getattr(skipped, "reason", ""), level=logging.WARNING)
-        if any(v for k, v in sync.items() if "unchanged" not in k and isinstance(v, int)):
+                  seconds=round(time.monotonic() - started, 3), **fields, **sync, level=level)
+        new = [s for s in outcome.notes_skipped if (s.path, s.reason) not in self._said_skipped]
+        for skipped in new[:20]:
+            log_event(log, "scan.skipped", path=skipped.path, reason=skipped.reason, level=logging.WARNING)
+        self._said_skipped.update((s.path, s.reason) for s in new)
+        if changed:
             self.report_dirty = True
         self.wake("check")
+
+    # -- the watcher --------------------------------------------------------------
+
+    def _start_watcher(self) -> None:
+        """Watch the notes folders; a saved note is rescanned within seconds."""
+        d = self.settings.daemon
+        roots = list(self.paths or self.settings.notes.paths)
+        if not d.watch or not roots:
+            log_event(log, "watch.disabled", reason="daemon.watch is false" if roots else "no notes paths")
+            return
+        self._watcher = asyncio.create_task(
+            watch_notes(roots, self.settings.notes, self._notes_changed, self._stopping, quiet=d.watch_debounce),
+            name="watcher")
+        self._watcher.add_done_callback(_watcher_ended)
+
+    async def _notes_changed(self, changes: Changes) -> None:
+        await self._wrap("rescan", lambda: self._rescan_job(changes))()
 
     async def _check_job(self) -> None:
         """Check due links in batches of batch_size until none is due (or a stop)."""
@@ -553,6 +605,14 @@ def _mask(url: str) -> str:
     creds, _, rest = tail.rpartition("@")
     user = creds.split(":", 1)[0]
     return f"{head}://{user}:***@{rest}" if ":" in creds else url
+
+
+def _watcher_ended(task: asyncio.Task) -> None:
+    """Log a watcher that ended on an error of its own (its known failures log themselves)."""
+    if not task.cancelled() and task.exception() is not None:
+        exc = task.exception()
+        log_event(log, "watch.failed", error=f"{type(exc).__name__}: {exc}", fallback=WATCH_FALLBACK,
+                  level=logging.WARNING)
 
 
 def _consume_result(task: asyncio.Future) -> None:

@@ -3,6 +3,10 @@
 A note that cannot be read as text (a NUL byte, not UTF-8, larger than
 ``notes.max_file_bytes``) is skipped with a reason, not an error: the run goes on
 and the summary counts it. A path that does not exist is an InputError.
+
+Symbolic links (to notes or to folders) are followed only where they resolve inside
+the scanned paths, unless ``notes.follow_symlinks_outside`` is set; a link that is not
+followed is a skipped file with its reason, as is a folder link that loops back.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from .errors import InputError
 from .models import Note
 from .settings import NotesSettings
 
-__all__ = ["scan", "read_note", "ScanResult", "Skipped", "display_path", "glob_match"]
+__all__ = ["scan", "read_note", "ScanResult", "Skipped", "display_path", "glob_match", "LinkPolicy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,20 +94,85 @@ def glob_match(relpath: str, patterns: Sequence[str]) -> bool:
     return any(_glob_regex(p).match(relpath) for p in patterns)
 
 
-def _walk(root: Path, settings: NotesSettings) -> list[Path]:
-    """Files under ``root`` matching include and not exclude, sorted by relative path."""
+class LinkPolicy:
+    """Where symbolic links may lead: inside the scanned roots, or anywhere when
+    ``notes.follow_symlinks_outside`` is set. A link that leaves the roots could
+    otherwise make the notes' URLs include those of any file on the machine
+    (``notes/passwd.md -> /etc/passwd``)."""
+
+    def __init__(self, roots: Sequence[str | Path], settings: NotesSettings) -> None:
+        self.roots = tuple(Path(os.path.realpath(r)) for r in roots)
+        self.anywhere = settings.follow_symlinks_outside
+
+    def refusal(self, path: Path) -> str | None:
+        """Why the note or folder at ``path`` is not followed, or None when it may be read."""
+        real = Path(os.path.realpath(path))
+        if not real.exists():
+            return f"broken symbolic link (to {real})" if os.path.islink(path) else None
+        if self.anywhere or any(real == root or real.is_relative_to(root) for root in self.roots):
+            return None
+        return (f"symbolic link to {real}, outside the scanned folders: not followed "
+                "(set notes.follow_symlinks_outside = true to follow it)")
+
+
+def _walk(root: Path, settings: NotesSettings, links: LinkPolicy, skipped: list[Skipped]) -> list[Path]:
+    """Files under ``root`` matching include and not exclude, sorted by relative path.
+
+    Symbolically linked folders are walked after every real one, each real folder once:
+    a loop, or a second way into a folder already walked, is skipped with its reason.
+    """
     found: list[tuple[str, Path]] = []
-    for folder, dirs, files in os.walk(root):
-        rel_dir = Path(folder).relative_to(root).as_posix()
-        prefix = "" if rel_dir == "." else rel_dir + "/"
-        # Prune excluded folders early ("**/node_modules/**" matches "node_modules/x").
-        dirs[:] = sorted(d for d in dirs if not glob_match(f"{prefix}{d}/x", settings.exclude))
-        for name in files:
-            rel = prefix + name
-            if glob_match(rel, settings.include) and not glob_match(rel, settings.exclude):
-                found.append((rel, Path(folder) / name))
+    walked: dict[str, Path] = {}          # real path -> the path it was walked as
+    pending: list[tuple[Path, str]] = [(root, "")]   # (folder, its relative path + "/"): links join last
+    while pending:
+        base, base_prefix = pending.pop(0)
+        if base_prefix:                   # a linked folder
+            reason = links.refusal(base) or _walked_already(base, walked)
+            if reason:
+                skipped.append(Skipped(display_path(base), reason))
+                continue
+        for folder, dirs, files in os.walk(base):
+            walked.setdefault(os.path.realpath(folder), Path(folder))
+            rel_dir = Path(folder).relative_to(base).as_posix()
+            prefix = base_prefix + ("" if rel_dir == "." else rel_dir + "/")
+            dirs[:] = _real_subfolders(Path(folder), prefix, dirs, settings, walked, pending)
+            for name in files:
+                rel = prefix + name
+                if glob_match(rel, settings.include) and not glob_match(rel, settings.exclude):
+                    path = Path(folder) / name
+                    reason = links.refusal(path) if os.path.islink(path) else None
+                    if reason:
+                        skipped.append(Skipped(display_path(path), reason))
+                    else:
+                        found.append((rel, path))
     found.sort(key=lambda item: item[0])
     return [path for _, path in found]
+
+
+def _real_subfolders(folder: Path, prefix: str, dirs: list[str], settings: NotesSettings,
+                     walked: Mapping[str, Path], pending: list[tuple[Path, str]]) -> list[str]:
+    """The subfolders os.walk should enter; symbolic links join ``pending`` instead."""
+    keep = []
+    for name in sorted(dirs):
+        # Prune excluded folders early ("**/node_modules/**" matches "node_modules/x").
+        if glob_match(f"{prefix}{name}/x", settings.exclude):
+            continue
+        path = folder / name
+        if os.path.islink(path):
+            pending.append((path, f"{prefix}{name}/"))
+        elif os.path.realpath(path) not in walked:   # reached again through a linked folder
+            keep.append(name)
+    return keep
+
+
+def _walked_already(link: Path, walked: Mapping[str, Path]) -> str | None:
+    """The reason to skip a linked folder whose target was walked, or None."""
+    real = os.path.realpath(link)
+    if real not in walked:
+        return None
+    if Path(os.path.realpath(link.parent)).is_relative_to(real):
+        return f"symbolic link loop: points back to {display_path(walked[real])}"
+    return f"symbolic link to a folder already scanned as {display_path(walked[real])}"
 
 
 def _load(path: Path, max_bytes: int) -> tuple[Note | None, str | None, str | None]:
@@ -133,16 +202,27 @@ def _load(path: Path, max_bytes: int) -> tuple[Note | None, str | None, str | No
     return note, text, None
 
 
-def scan(paths: Sequence[str | Path], settings: NotesSettings, *, keep_text: bool = True) -> ScanResult:
-    """Find the notes under ``paths`` (files or folders), read each once, sorted by path."""
+def scan(paths: Sequence[str | Path], settings: NotesSettings, *, keep_text: bool = True,
+         roots: Sequence[str | Path] | None = None) -> ScanResult:
+    """Find the notes under ``paths`` (files or folders), read each once, sorted by path.
+
+    Symbolic links are followed only where they resolve inside ``roots`` (default: the
+    ``paths``), unless ``notes.follow_symlinks_outside`` is set.
+    """
+    links = LinkPolicy(paths if roots is None else roots, settings)
     files: list[Path] = []
+    skipped: list[Skipped] = []
     for raw in paths:
         path = Path(raw)
         if not path.exists():
             raise InputError(f"{raw}: no such file or folder")
-        files.extend(_walk(path, settings) if path.is_dir() else [path])
+        if path.is_dir():
+            files.extend(_walk(path, settings, links, skipped))
+        elif os.path.realpath(path) != os.path.abspath(path) and (reason := links.refusal(path)):
+            skipped.append(Skipped(display_path(path), reason))
+        else:
+            files.append(path)
     notes: list[Note] = []
-    skipped: list[Skipped] = []
     texts: dict[str, str] = {}
     seen: set[Path] = set()
     for path in files:
@@ -159,7 +239,7 @@ def scan(paths: Sequence[str | Path], settings: NotesSettings, *, keep_text: boo
             texts[note.path] = text
     notes.sort(key=lambda n: n.path)
     skipped.sort(key=lambda s: s.path)
-    return ScanResult(tuple(notes), tuple(skipped), texts)
+    return ScanResult(tuple(notes), tuple(dict.fromkeys(skipped)), texts)
 
 
 def check_roots(paths: Sequence[str | Path]) -> None:

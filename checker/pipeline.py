@@ -26,6 +26,8 @@ from .models import (
     FAILING_STATUSES, CheckResult, Health, HealthState, Probe, Reference, Status, Target,
     Verdict,
 )
+from .errors import InputError
+from .notechanges import plan_rescan
 from .notes import ScanResult, Skipped, display_path, scan
 from .probe import Prober
 from .rules import RuleSet, load_rules
@@ -34,7 +36,7 @@ from .targets import from_stored, is_file_target, to_target
 
 __all__ = [
     "Collection", "ScanOutcome", "CheckOutcome", "AuditOutcome", "Progress",
-    "collect", "scan_stage", "check_stage", "report_stage", "run_audit", "utcnow",
+    "collect", "scan_stage", "rescan_stage", "check_stage", "report_stage", "run_audit", "utcnow",
 ]
 
 
@@ -85,6 +87,7 @@ class ScanOutcome:
     references: int
     targets: int
     sync: object = None        # the store's SyncStats
+    partial: bool = False      # only the notes a watcher saw change (rescan_stage)
 
 
 @dataclass
@@ -125,9 +128,13 @@ _FAILING_WORDS = frozenset(s.value for s in FAILING_STATUSES)
 _CACHEABLE = frozenset({Status.OK, Status.REDIRECT})
 
 
-def collect(settings: Settings, paths: Sequence[str]) -> Collection:
-    """Scan the notes and extract every reference with its target (pure, synchronous)."""
-    found: ScanResult = scan(paths, settings.notes)
+def collect(settings: Settings, paths: Sequence[str | Path], *,
+            roots: Sequence[str | Path] | None = None) -> Collection:
+    """Scan the notes and extract every reference with its target (pure, synchronous).
+
+    ``roots`` (default ``paths``) bound where symbolic links may lead.
+    """
+    found: ScanResult = scan(paths, settings.notes, roots=roots)
     refs: dict[str, list[tuple[Reference, Target]]] = {}
     include_code = settings.notes.include_code
     for note in found.notes:
@@ -146,6 +153,28 @@ async def scan_stage(store, settings: Settings, rules: RuleSet, *, paths: Sequen
     """Rescan the notes, store notes, occurrences and links; mark at-risk links."""
     outcome, _ = await _scan(store, settings, rules, paths=paths, now=now)
     return outcome
+
+
+async def rescan_stage(store, settings: Settings, rules: RuleSet, changes: Iterable[tuple[str, str | Path]],
+                       *, paths: Sequence[str] | None = None, now: datetime | None = None) -> ScanOutcome:
+    """Rescan only the notes that ``changes`` touch; a full scan when only that is right."""
+    roots = list(paths or settings.notes.paths)
+    plan = plan_rescan(changes, roots, settings.notes)
+    if plan is not None:
+        try:
+            collection = await asyncio.to_thread(collect, settings, plan.files, roots=roots)
+        except InputError:   # a note went between the change and its reading: ask the folders
+            plan = None
+    if plan is None:
+        return await scan_stage(store, settings, rules, paths=paths, now=now)
+    # The changed paths are the roots of this sync: a note under one of them that was not
+    # read (deleted, or now skipped) is retired, every other note is left as it is.
+    sync = await store.sync_notes(collection.notes, collection.refs,
+                                  roots=[display_path(p) for p in plan.paths], now=now or utcnow())
+    await store.set_at_risk({url: rules.at_risk(url) for url in collection.targets})
+    return ScanOutcome(notes_scanned=len(collection.notes), notes_skipped=collection.skipped,
+                       references=collection.reference_count, targets=len(collection.targets),
+                       sync=sync, partial=True)
 
 
 async def _scan(store, settings: Settings, rules: RuleSet, *, paths: Sequence[str] | None,

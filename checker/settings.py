@@ -57,6 +57,7 @@ class NotesSettings:
     bare_www: bool = False
     site_root: str = ""
     max_file_bytes: int = 20 * 1024 * 1024
+    follow_symlinks_outside: bool = False
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,9 @@ class DaemonSettings:
     grace_period: Seconds = 30.0
     log_format: str = "keyvalue"
     log_level: str = "info"
+    watch: bool = True
+    watch_debounce: Seconds = 0.5
+    session_max_age: Seconds = 7 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -423,6 +427,7 @@ def _validate(settings: Settings) -> None:
         "check.max_redirects": c.max_redirects + 1, "check.max_body_bytes": c.max_body_bytes,
         "health.dead_after_checks": settings.health.dead_after_checks,
         "daemon.batch_size": settings.daemon.batch_size,
+        "daemon.session_max_age": settings.daemon.session_max_age,
     }
     for key, value in positive.items():
         if value <= 0:

@@ -2,12 +2,13 @@
 
     GET /                 the latest HTML report file (503 until the first one is written)
     GET /api/links        links from the database: ?status=&health=&q=&active=&limit=&offset=
+                          (a bad or unknown parameter: 400 with the reason, see webparams)
     GET /api/runs         recent runs (?limit=)
     GET /healthz          200 while the scheduler runs and the database answers, else 503
     GET /metrics          Prometheus text format (version 0.0.4)
 
 When a token is configured every endpoint but ``/healthz`` needs ``Authorization:
-Bearer <token>``; listening on anything but loopback without a token is refused
+Bearer <token>`` or, for browsers, the session cookie that ``/login`` sets (webauth); listening on anything but loopback without a token is refused
 (:func:`check_exposure`), because the API shows every URL of the notes.
 
 Without a token (loopback only), every endpoint but ``/healthz`` also checks the Host
@@ -19,7 +20,6 @@ to 127.0.0.1 (DNS rebinding) and read the API and the report from the user's bro
 from __future__ import annotations
 
 import asyncio
-import hmac
 import ipaddress
 import json
 import math
@@ -35,6 +35,8 @@ from aiohttp import web
 from .errors import ConfigError
 from .settings import Settings
 from .store import daemonquery
+from . import webauth, webparams
+from .weblog import server_logger
 
 __all__ = [
     "Metrics", "create_app", "start_web", "parse_listen", "is_loopback", "check_exposure",
@@ -44,7 +46,6 @@ __all__ = [
 #: Upper bounds (seconds) of the check latency histogram; a page usually answers in 0.05-2 s,
 #: and check.timeout defaults to 20 s.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
-DEFAULT_PAGE, MAX_PAGE = 100, 1000
 PING_TIMEOUT = 3.0
 
 
@@ -214,25 +215,6 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise web.HTTPBadRequest(text=json.dumps({"error": f"{name} must be a whole number"}),
-                                 content_type="application/json") from None
-    return max(low, min(high, value))
-
-
-def _active_param(request: web.Request) -> bool | None:
-    raw = request.query.get("active", "1").lower()
-    if raw in ("all", "any", ""):
-        return None
-    return raw not in ("0", "false", "no")
-
-
 @dataclass(frozen=True)
 class _Ctx:
     store: Any
@@ -243,23 +225,6 @@ class _Ctx:
 
 
 _CTX = web.AppKey("linkhealth", _Ctx)
-
-
-def _token_middleware(token: str):
-    expected = f"Bearer {token}".encode()
-
-    @web.middleware
-    async def middleware(request: web.Request, handler):
-        # /healthz stays open so that Docker's and load balancers' probes need no secret;
-        # it says only whether the daemon works.
-        if request.path != "/healthz":
-            given = request.headers.get("Authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
-                return web.json_response({"error": "a valid 'Authorization: Bearer <token>' header is required"},
-                                         status=401, headers={"WWW-Authenticate": 'Bearer realm="linkhealth"'})
-        return await handler(request)
-
-    return middleware
 
 
 #: Host names always accepted by the Host check (besides the listen address).
@@ -318,18 +283,21 @@ async def _index(request: web.Request) -> web.StreamResponse:
 
 async def _links(request: web.Request) -> web.Response:
     ctx = request.app[_CTX]
-    limit = _int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
-    offset = _int_param(request, "offset", 0, 0, 10**9)
-    q = request.query
-    total, rows = await daemonquery.list_links(
-        ctx.store, status=q.get("status") or None, health=q.get("health") or None, q=q.get("q") or None,
-        active=_active_param(request), limit=limit, offset=offset)
-    return _json({"total": total, "limit": limit, "offset": offset, "links": rows})
+    try:
+        p = webparams.links_query(request.query)
+    except webparams.BadParam as exc:
+        return _json(exc.body(), status=400)
+    total, rows = await daemonquery.list_links(ctx.store, status=p.status, health=p.health, q=p.q,
+                                               active=p.active, limit=p.limit, offset=p.offset)
+    return _json({"total": total, "limit": p.limit, "offset": p.offset, "links": rows})
 
 
 async def _runs(request: web.Request) -> web.Response:
     ctx = request.app[_CTX]
-    limit = _int_param(request, "limit", 50, 1, 1000)
+    try:
+        limit = webparams.runs_limit(request.query)
+    except webparams.BadParam as exc:
+        return _json(exc.body(), status=400)
     return _json({"runs": await ctx.store.runs(limit=limit)})
 
 
@@ -362,7 +330,7 @@ def create_app(store: Any, settings: Settings, *, metrics: Metrics, state: Calla
     """
     token = settings.daemon.token if token is None else token
     if token:
-        middlewares = [_token_middleware(token)]
+        middlewares = [webauth.auth_middleware(token)]
     else:
         host, _ = parse_listen(settings.daemon.listen)
         middlewares = [_host_middleware(allowed_hosts(host))]
@@ -373,12 +341,15 @@ def create_app(store: Any, settings: Settings, *, metrics: Metrics, state: Calla
     app.router.add_get("/api/runs", _runs)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
+    if token:   # a browser signs in with the token and keeps a cookie (webauth)
+        webauth.add_login_routes(app, token, title=settings.report.title, max_age=settings.daemon.session_max_age)
     return app
 
 
 async def start_web(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Start serving ``app`` on host:port; returns the runner (cleanup() stops it) and the bound port."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # Requests that do not parse are a rate-limited warning, not a traceback each (weblog).
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, logger=server_logger())
     await runner.setup()
     site = web.TCPSite(runner, host or None, port, reuse_address=True)
     await site.start()

@@ -120,8 +120,10 @@ def write_note(tmp_path: Path, name: str, urls: list[str]) -> Path:
 class DaemonProc:
     """One daemon subprocess with its JSON log file."""
 
-    def __init__(self, tmp_path: Path, config: Path, name: str, port: int, token: str = "") -> None:
+    def __init__(self, tmp_path: Path, config: Path, name: str, port: int, token: str = "",
+                 prefix: list[str] | None = None) -> None:
         self.cwd, self.config, self.port, self.token = tmp_path, config, port, token
+        self.prefix = prefix or []   # e.g. unshare: the daemon in a namespace of its own
         self.log_path = tmp_path / f"{name}.log"
         self.proc: subprocess.Popen | None = None
 
@@ -130,7 +132,7 @@ class DaemonProc:
         env["PYTHONPATH"] = str(REPO)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "checker.cli", "daemon", "--config", str(self.config)],
+                [*self.prefix, sys.executable, "-m", "checker.cli", "daemon", "--config", str(self.config)],
                 cwd=self.cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
         return self
 

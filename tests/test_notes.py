@@ -84,7 +84,89 @@ def test_a_fifo_or_device_named_like_a_note_is_skipped_not_read(tmp_path):
     (tmp_path / "ok.md").write_text("# fine\n", encoding="utf-8")
     os.mkfifo(tmp_path / "pipe.md")
     (tmp_path / "zero.md").symlink_to("/dev/zero")
-    found = scan([tmp_path], NotesSettings())
+    # Followed only when links outside the notes are allowed (else never opened at all).
+    found = scan([tmp_path], NotesSettings(follow_symlinks_outside=True))
     assert [n.path.rsplit("/", 1)[-1] for n in found.notes] == ["ok.md"]
     assert {s.path.rsplit("/", 1)[-1]: s.reason for s in found.skipped} == {
         "pipe.md": "not a regular file", "zero.md": "not a regular file"}
+
+
+# -- symbolic links: followed inside the scanned folders only (issue 10, item 20) ------------
+
+
+@pytest.fixture()
+def linked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """notes/ with links to a file and a folder outside it, links inside it, and a loop."""
+    outside = tmp_path / "outside"
+    (outside / "private").mkdir(parents=True)
+    (outside / "secret.md").write_text("https://secret.test/file\n", encoding="utf-8")
+    (outside / "private" / "diary.md").write_text("https://secret.test/folder\n", encoding="utf-8")
+    root = tmp_path / "notes"
+    (root / "real").mkdir(parents=True)
+    (root / "real" / "r.md").write_text("https://fine.test/r\n", encoding="utf-8")
+    (root / "a.md").write_text("https://fine.test/a\n", encoding="utf-8")
+    (root / "passwd.md").symlink_to(outside / "secret.md")
+    (root / "elsewhere").symlink_to(outside / "private", target_is_directory=True)
+    (root / "alias.md").symlink_to(root / "a.md")                      # inside: followed
+    (root / "again").symlink_to(root / "real", target_is_directory=True)   # inside, walked already
+    (root / "real" / "loop").symlink_to(root, target_is_directory=True)    # back to the root
+    (root / "gone.md").symlink_to(tmp_path / "missing.md")
+    monkeypatch.chdir(tmp_path)
+    return root
+
+
+def test_links_leading_outside_the_notes_are_not_read(linked: Path) -> None:
+    """notes/passwd.md -> a file outside, notes/elsewhere -> a folder outside: skipped, said once."""
+    found = scan([linked], NotesSettings())
+    assert [n.path for n in found.notes] == ["notes/a.md", "notes/alias.md", "notes/real/r.md"]
+    reasons = {s.path: s.reason for s in found.skipped}
+    assert len(found.skipped) == len(reasons)            # each link said once
+    assert "outside the scanned folders" in reasons["notes/passwd.md"]
+    assert "notes.follow_symlinks_outside" in reasons["notes/passwd.md"]
+    assert "outside the scanned folders" in reasons["notes/elsewhere"]
+    assert reasons["notes/real/loop"].startswith("symbolic link loop")
+    assert reasons["notes/again"] == "symbolic link to a folder already scanned as notes/real"
+    assert reasons["notes/gone.md"].startswith("broken symbolic link")
+    assert all("secret" not in found.text(n) for n in found.notes)
+
+
+def test_links_outside_are_followed_when_the_setting_allows(linked: Path) -> None:
+    found = scan([linked], NotesSettings(follow_symlinks_outside=True))
+    paths = [n.path for n in found.notes]
+    assert "notes/passwd.md" in paths and "notes/elsewhere/diary.md" in paths
+    assert found.text(next(n for n in found.notes if n.path == "notes/passwd.md")) == "https://secret.test/file\n"
+    # The loop is still cut, and the folder reached twice still walked once.
+    assert {s.path for s in found.skipped} == {"notes/real/loop", "notes/again", "notes/gone.md"}
+
+
+def test_a_linked_root_and_links_within_it_are_inside(tmp_path: Path, monkeypatch) -> None:
+    """A notes folder that is itself a link (notes -> /data/notes) is scanned whole."""
+    data = tmp_path / "data" / "notes"
+    data.mkdir(parents=True)
+    (data / "x.md").write_text("x\n", encoding="utf-8")
+    (data / "y.md").symlink_to(data / "x.md")
+    (tmp_path / "notes").symlink_to(data, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    found = scan(["notes"], NotesSettings())
+    assert [n.path for n in found.notes] == ["notes/x.md", "notes/y.md"] and not found.skipped
+
+
+def test_a_named_file_is_checked_against_the_given_roots(linked: Path) -> None:
+    """The daemon rescans single files: a link among them obeys the roots it watches."""
+    found = scan([linked / "passwd.md", linked / "a.md"], NotesSettings(), roots=[linked])
+    assert [n.path for n in found.notes] == ["notes/a.md"]
+    assert [s.path for s in found.skipped] == ["notes/passwd.md"]
+    # Named on its own, a file is its own root: the user asked for it.
+    assert [n.path for n in scan([linked / "passwd.md"], NotesSettings()).notes] == ["notes/passwd.md"]
+
+
+def test_extract_does_not_list_urls_of_a_linked_file_outside(linked: Path) -> None:
+    """The issue's reproduction, end to end through the CLI: no URL of /etc/passwd-like files."""
+    from click.testing import CliRunner
+
+    from checker.cli import main
+    result = CliRunner().invoke(main, ["extract", str(linked)])
+    assert result.exit_code == 0, result.output
+    assert "secret.test" not in result.stdout
+    assert "fine.test/a" in result.stdout
+    assert "skipped notes/passwd.md: symbolic link to" in result.stderr

@@ -54,7 +54,11 @@ async def ping(store: Any) -> bool:
 def _link_filter(status: str | None, health: str | None, q: str | None, active: bool | None) -> list:
     where = []
     if status:
-        where.append(links.c.status.in_(status.split(",")) if "," in status else links.c.status == status)
+        # "unchecked" is how the API and the metrics name a link with no check yet (NULL).
+        words = status.split(",")
+        known = [w for w in words if w != "unchecked"]
+        either = [links.c.status.in_(known)] if known else []
+        where.append(or_(links.c.status.is_(None), *either) if "unchecked" in words else either[0])
     if health:
         where.append(links.c.health.in_(health.split(",")) if "," in health else links.c.health == health)
     if active is not None:
