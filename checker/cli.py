@@ -131,13 +131,13 @@ def extract(paths: tuple[str, ...], fmt: str, include_code: bool, config: str | 
     Example:
       linkhealth extract notes/ --format jsonl > refs.jsonl
     """
-    from .commands import write_stdout
+    from .commands import printable, write_stdout
     from .extract import extract as extract_refs
     from .notes import scan
     settings = _settings(config)
     found = scan(paths, settings.notes)
     for skipped in found.skipped:
-        click.echo(f"linkhealth: warning: skipped {skipped.path}: {skipped.reason}", err=True)
+        click.echo(printable(f"linkhealth: warning: skipped {skipped.path}: {skipped.reason}"), err=True)
     for note in found.notes:
         lines = []
         for ref in extract_refs(found.text(note), note.path, bare_www=settings.notes.bare_www):
@@ -148,7 +148,9 @@ def extract(paths: tuple[str, ...], fmt: str, include_code: bool, config: str | 
                                          "kind": str(ref.kind), "in_code": ref.in_code}, ensure_ascii=False))
             else:
                 code = " (code)" if ref.in_code else ""
-                lines.append(f"{ref.file}:{ref.line}:{ref.col}\t{ref.kind}{code}\t{ref.url}")
+                # A note's text and name may hold escape sequences: never sent raw to a terminal.
+                lines.append(printable(f"{ref.file}:{ref.line}:{ref.col}") + f"\t{ref.kind}{code}\t"
+                             + printable(ref.url))
         if lines:
             write_stdout("\n".join(lines) + "\n")
 

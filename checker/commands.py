@@ -20,7 +20,7 @@ from .pipeline import AuditOutcome, run_audit
 from .settings import Settings
 
 __all__ = ["run_audit_command", "run_report_command", "run_archive_command", "run_archive_show",
-           "run_fix_command", "write_stdout"]
+           "run_fix_command", "write_stdout", "printable"]
 
 EXIT_OK, EXIT_FAILING = 0, 1
 
@@ -28,10 +28,15 @@ EXIT_OK, EXIT_FAILING = 0, 1
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
+def printable(value: object) -> str:
+    """Text from notes or remote servers, safe for a terminal: every control character
+    (a hostile note, title or error could carry escape sequences) becomes U+FFFD."""
+    return _CONTROL.sub("\ufffd", str(value))
+
+
 def _t(value: object) -> str:
-    """Text from notes or remote servers, safe to print: no control characters (a hostile
-    title or error could carry terminal escape sequences), and rich markup escaped."""
-    return escape(_CONTROL.sub("\ufffd", str(value)))
+    """:func:`printable` text with rich markup escaped, for console.print."""
+    return escape(printable(value))
 
 
 def write_stdout(text: str) -> None:

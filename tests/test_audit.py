@@ -355,3 +355,16 @@ async def test_recheck_after_does_not_serve_exclusions_from_cache(web, ca_file, 
     code, out, _ = await run("audit", "notes", "--format", "json", "--recheck-after", "1d", "--allow-private",
                              cwd=project)
     assert code == 0 and json.loads(out)["links"][0]["status"] == "ok"
+
+
+async def test_extract_never_sends_control_characters_to_the_terminal(project):
+    notes = project / "notes"
+    notes.mkdir()
+    (notes / "esc.md").write_text("a \x1b]0;pwned\x07 b \x1b[2J\n\nsee \x1b[31mhttp://note.test/x\x1b[0m\n",
+                                  encoding="utf-8")
+    (notes / "name\x1b[2J.md").write_text("http://note.test/y\n", encoding="utf-8")
+    code, out, err = await run("extract", "notes", cwd=project)
+    assert code == 0, err
+    assert "\x1b" not in out and "\x07" not in out
+    assert "\thttp://note.test/x\n" in out and "mhttp" not in out
+    assert "name\ufffd[2J.md:1:1\tbare\thttp://note.test/y" in out

@@ -228,3 +228,14 @@ def test_invalid_utf8_replaced_text_is_fine() -> None:
 def test_masked_regions_never_leak_into_a_url():
     refs = extract("[r]: <java\tscript:alert(2)>\n", "n.md")
     assert all("\x01" not in r.url for r in refs)
+
+
+def test_terminal_escapes_are_not_part_of_a_url() -> None:
+    # A note pasted from a terminal: the "m" ending ESC [31m is no scheme ("mhttp://"),
+    # a URL ends at the reset sequence, and an OSC title sequence hides nothing real.
+    text = ("red \x1b[31mhttp://note.test/a\x1b[0m done\n"
+            "\x1b]0;title http://osc.test/\x07 then https://note.test/b\n"
+            "c1 \x9b31mhttps://note.test/c and \x1b[2Jhttps://note.test/d\x07x\n")
+    got = [(r.line, r.col, r.url) for r in extract(text, "t.md")]
+    assert got == [(1, 10, "http://note.test/a"), (2, 34, "https://note.test/b"),
+                   (3, 8, "https://note.test/c"), (3, 36, "https://note.test/d")]
