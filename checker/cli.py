@@ -168,9 +168,12 @@ def extract(paths: tuple[str, ...], fmt: str, include_code: bool, config: str | 
               help="Skip links checked successfully more recently than this (e.g. 12h, 7d).")
 @click.option("--fail-on", type=click.Choice(["broken", "dead", "never"]), default=None,
               help="Exit 1 on any failing link (broken, default), on confirmed dead links, or never.")
+@click.option("-q", "--quiet", is_flag=True, help="Print no summary and no progress (warnings and -o still work).")
+@click.option("--list-limit", type=click.IntRange(0), default=20, show_default=True, metavar="N",
+              help="List at most N failing links in the terminal (0: all; -o FILE gets all).")
 @_edge
 def audit(paths: tuple[str, ...], config: str | None, db: str | None, fmt: str, output: str | None,
-          archive: bool, **flags: Any) -> None:
+          archive: bool, quiet: bool, list_limit: int, **flags: Any) -> None:
     """Check every link in the notes once, record it, and report.
 
     Exit status: 0 nothing failing, 1 failing links found (per --fail-on), 2 usage,
@@ -184,7 +187,8 @@ def audit(paths: tuple[str, ...], config: str | None, db: str | None, fmt: str, 
     settings = _settings(config, db, **flags)
     if not (paths or settings.notes.paths):
         raise click.UsageError("give the notes folder(s) to audit, or set [notes] paths in the config")
-    code = run_audit_command(settings, paths or settings.notes.paths, fmt=fmt, output=output, archive=archive)
+    code = run_audit_command(settings, paths or settings.notes.paths, fmt=fmt, output=output, archive=archive,
+                             quiet=quiet, list_limit=list_limit)
     sys.exit(code)
 
 

@@ -637,6 +637,9 @@ def _bare(text: str, lo: int, hi: int, out: list[tuple[int, Kind, str]], *, www:
             continue
         if stop == body and body < hi and text[body] in "<%{$[":
             continue                          # https://<USER>@host: a template
+        if stop == body and m.group(1).lower() not in ("http", "https"):
+            consumed = body                   # "替换为hdfs://形式": a scheme named, no link
+            continue
         out.append((start, Kind.BARE, url))
         consumed = max(stop, body)
     if www:

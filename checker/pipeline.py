@@ -309,7 +309,10 @@ async def _summarise(store, settings: Settings, run_id: int, scan_outcome: ScanO
     where: dict[str, list[dict]] = {}
     for note, pairs in collection.refs.items():
         for ref, target in pairs:
-            where.setdefault(target.url, []).append({"file": ref.file, "line": ref.line})
+            place = {"file": ref.file, "line": ref.line}
+            cited = where.setdefault(target.url, [])
+            if place not in cited[-1:]:      # a line citing a URL twice is one citation
+                cited.append(place)
     failing = []
     for url, state in states.items():
         statuses[state.status or "unchecked"] += 1

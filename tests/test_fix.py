@@ -30,7 +30,7 @@ async def test_fix_rewrites_only_dead_links_with_a_public_copy(web, ca_file, tmp
 
     code, out, err = await run("fix", "notes", cwd=project)          # dry run
     assert code == 0, err
-    assert "notes/n.md:3:" in out and "1 links would change" in out
+    assert "notes/n.md:3:" in out and "1 link would change" in out
     assert (notes / "n.md").read_bytes() == original.encode("utf-8")
 
     code, out, err = await run("fix", "notes", "--apply", cwd=project)
