@@ -19,7 +19,7 @@ from __future__ import annotations
 import codecs
 
 __all__ = ["REPLACEMENT", "whatwg_encoding", "python_codec", "is_allowed_codec", "sniff_bom",
-           "decode_replacement"]
+           "decode_replacement", "detect_encoding", "is_text_codec"]
 
 REPLACEMENT = "replacement"
 
@@ -126,3 +126,39 @@ def sniff_bom(raw: bytes) -> tuple[str, int] | None:
 def decode_replacement(raw: bytes) -> str:
     """The "replacement" decoder: one U+FFFD for any non-empty input."""
     return "\ufffd" if raw else ""
+
+
+def is_text_codec(name: str) -> bool:
+    """True when Python has a text codec of that name (not base64, rot13, zlib...)."""
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        return False
+    return getattr(info, "_is_text_encoding", True)
+
+
+def detect_encoding(raw: bytes) -> str | None:
+    """The Python codec that most likely decodes ``raw`` (not UTF-8), or None.
+
+    Chinese text in GBK is common in these notes and pages, and statistical detection
+    misreads short Chinese texts (often as Big5 or a Cyrillic code page), so GB18030
+    goes first, kept when it decodes without error and yields mostly CJK. Otherwise
+    charset-normalizer decides, among the encodings a browser knows only.
+    """
+    sample = raw[:65536]
+    try:
+        text = codecs.getincrementaldecoder("gb18030")(errors="strict").decode(sample, final=False)
+    except UnicodeDecodeError:
+        text = ""
+    non_ascii = [ch for ch in text if ord(ch) > 127]
+    if non_ascii and sum(_is_cjk(ch) for ch in non_ascii) >= 0.8 * len(non_ascii):
+        return "gb18030"
+    from charset_normalizer import from_bytes  # imported lazily: rarely needed, slow to import
+
+    best = from_bytes(sample, cp_isolation=None).best()
+    return best.encoding if best is not None and is_allowed_codec(best.encoding) else None
+
+
+def _is_cjk(ch: str) -> bool:
+    code = ord(ch)
+    return 0x4E00 <= code <= 0x9FFF or 0x3000 <= code <= 0x303F or 0xFF00 <= code <= 0xFFEF

@@ -133,11 +133,14 @@ def extract(paths: tuple[str, ...], fmt: str, include_code: bool, config: str | 
     """
     from .commands import printable, write_stdout
     from .extract import extract as extract_refs
-    from .notes import scan
+    from .notes import encoding_notice, scan
     settings = _settings(config)
     found = scan(paths, settings.notes)
     for skipped in found.skipped:
         click.echo(printable(f"linkhealth: warning: skipped {skipped.path}: {skipped.reason}"), err=True)
+    notice = encoding_notice(found.notes)
+    if notice:
+        click.echo(printable(f"linkhealth: note: {notice}"), err=True)
     for note in found.notes:
         lines = []
         for ref in extract_refs(found.text(note), note.path, bare_www=settings.notes.bare_www):

@@ -116,6 +116,8 @@ def run_audit_command(settings: Settings, paths: Sequence[str], *, fmt: str, out
 
     outcome = asyncio.run(main())
     _warn_skipped(Console(stderr=True), outcome.scan.notes_skipped, quiet=quiet)
+    if outcome.scan.encoding_notice:
+        Console(stderr=True).print(f"note: {_t(outcome.scan.encoding_notice)}", highlight=False, soft_wrap=True)
     if fmt == "text" and output:
         with open(output, "w", encoding="utf-8") as handle:
             _print_summary(Console(file=handle, width=120), outcome, settings, limit=0)

@@ -18,7 +18,7 @@ import re
 import lxml.html
 from lxml import etree
 
-from .charsets import REPLACEMENT, decode_replacement, is_allowed_codec, python_codec, sniff_bom, \
+from .charsets import REPLACEMENT, decode_replacement, detect_encoding, python_codec, sniff_bom, \
     whatwg_encoding
 
 __all__ = ["is_html", "is_json", "charset_from_content_type", "decode_body", "extract_title"]
@@ -94,27 +94,8 @@ def _decode(raw: bytes, codec: str, truncated: bool, *, errors: str) -> str:
 
 
 def _detect(raw: bytes) -> str:
-    # GBK pages without a declaration are common in these notes, and statistical
-    # detection misreads short Chinese texts (often as Big5 or a Cyrillic code page).
-    # So GB18030 goes first, kept only when what it yields is mostly CJK.
-    sample = raw[:65536]
-    try:
-        text = _decode(sample, "gb18030", True, errors="strict")
-    except UnicodeDecodeError:
-        text = ""
-    non_ascii = [ch for ch in text if ord(ch) > 127]
-    if non_ascii and sum(_is_cjk(ch) for ch in non_ascii) >= 0.8 * len(non_ascii):
-        return "gb18030"
-    from charset_normalizer import from_bytes  # imported lazily: rarely needed, slow to import
-
-    best = from_bytes(raw[:65536], cp_isolation=None).best()
-    # Only an encoding a browser knows (never utf-7, which charset-normalizer may guess).
-    return best.encoding if best is not None and is_allowed_codec(best.encoding) else "gb18030"
-
-
-def _is_cjk(ch: str) -> bool:
-    code = ord(ch)
-    return 0x4E00 <= code <= 0x9FFF or 0x3000 <= code <= 0x303F or 0xFF00 <= code <= 0xFFEF
+    # Undecided bodies fall back to GB18030, the most common undeclared charset here.
+    return detect_encoding(raw) or "gb18030"
 
 
 def extract_title(html: str) -> str | None:

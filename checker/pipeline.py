@@ -26,7 +26,7 @@ from .models import (
     FAILING_STATUSES, CheckResult, Health, HealthState, Probe, Reference, Status, Target,
     Verdict,
 )
-from .notes import ScanResult, Skipped, display_path, scan
+from .notes import ScanResult, Skipped, display_path, encoding_notice, scan
 from .probe import Prober
 from .rules import RuleSet, load_rules
 from .settings import Settings
@@ -85,6 +85,7 @@ class ScanOutcome:
     references: int
     targets: int
     sync: object = None        # the store's SyncStats
+    encoding_notice: str | None = None   # which notes were not UTF-8 and how they were read
 
 
 @dataclass
@@ -155,7 +156,8 @@ async def _scan(store, settings: Settings, rules: RuleSet, *, paths: Sequence[st
     targets = collection.targets
     await store.set_at_risk({url: rules.at_risk(url) for url in targets})
     outcome = ScanOutcome(notes_scanned=len(collection.notes), notes_skipped=collection.skipped,
-                          references=collection.reference_count, targets=len(targets), sync=sync)
+                          references=collection.reference_count, targets=len(targets), sync=sync,
+                          encoding_notice=encoding_notice(collection.notes))
     return outcome, collection
 
 

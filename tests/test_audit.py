@@ -238,17 +238,19 @@ async def test_bad_inputs_exit_2_with_what_and_where(project, tmp_path):
     assert len(err.strip().splitlines()) == 1
 
 
-async def test_binary_and_non_utf8_notes_are_skipped_with_a_warning(web, ca_file, project):
+async def test_binary_notes_are_skipped_and_non_utf8_notes_read_with_a_notice(web, ca_file, project):
     notes = project / "notes"
     notes.mkdir()
     (notes / "good.md").write_text("https://github.com/title\n", encoding="utf-8")
     (notes / "binary.md").write_bytes(b"\x00\x01\x02https://example.com/404")
-    (notes / "latin1.md").write_bytes("caf\xe9 https://example.com/404".encode("latin-1"))
+    (notes / "latin1.md").write_bytes("caf\xe9 https://example.com/410".encode("latin-1"))
+    (notes / "gbk.md").write_bytes("旧笔记：https://example.com/404 还在。\n".encode("gbk"))
     code, out, err = await run("audit", "notes", *web_args(web, ca_file), cwd=project)
-    assert code == 0, (out, err)
-    assert "binary.md" in err and "latin1.md" in err
-    assert "2 notes skipped" in out
-    assert web.hits["/404"] == 0
+    assert code == 1, (out, err)
+    assert "skipped notes/binary.md" in err and "skipped notes/latin1.md" not in err
+    assert err.count("not UTF-8") == 1 and "notes/gbk.md" in err and "gb18030" in err
+    assert "3 notes, 3 references" in out and "1 note skipped" in out
+    assert web.hits["/404"] == 1 and web.hits["/410"] == 1
 
 
 async def test_extract_jsonl(project):
