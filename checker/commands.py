@@ -169,6 +169,12 @@ def _print_brief(console: Console, outcome: AuditOutcome, settings: Settings, ou
     if outcome.failing:
         console.print(f"[bold red]{plural(len(outcome.failing), 'failing link')}[/]", highlight=False)
     console.print(f"wrote {_t(output)}\nreport: {_t(settings.report_path)}", highlight=False)
+    _say_interrupted(console, outcome)
+
+
+def _say_interrupted(console: Console, outcome: AuditOutcome) -> None:
+    if outcome.interrupted:
+        console.print("[yellow]interrupted[/]: the checks done so far are saved", highlight=False)
 
 
 def _print_summary(console: Console, outcome: AuditOutcome, settings: Settings, *, limit: int = 0) -> None:
@@ -198,8 +204,7 @@ def _print_summary(console: Console, outcome: AuditOutcome, settings: Settings, 
         if len(shown) < len(outcome.failing):
             console.print(f"  and {len(outcome.failing) - len(shown)} more, see the report", highlight=False)
     console.print(f"\nreport: {_t(settings.report_path)}", highlight=False)
-    if outcome.interrupted:
-        console.print("[yellow]interrupted[/]: the checks done so far are saved", highlight=False)
+    _say_interrupted(console, outcome)
 
 
 def run_report_command(settings: Settings, *, fmt: str, output: str | None) -> None:

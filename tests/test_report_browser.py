@@ -211,9 +211,17 @@ async def test_trend_is_readable_at_a_glance(tmp_path: Path) -> None:
 
         dates = await svg_texts(page, "svg.trend text.date")
         assert dates[0] == "May 1" and dates[-1] == "May 16" and 2 <= len(dates) <= 5
-        boxes = await page.evaluate("[...document.querySelectorAll('svg.trend text.date')]"
-                                    ".map(t => { const b = t.getBoundingClientRect(); return [b.left, b.right]; })")
-        assert all(a[1] < b[0] for a, b in zip(boxes, boxes[1:])), boxes      # no label touches another
+        for width in (1280, 390):                                  # desktop and phone
+            await page.set_viewport_size({"width": width, "height": 900})
+            boxes = await page.evaluate("[...document.querySelectorAll('svg.trend text.axis')]"
+                                        ".map(t => { const b = t.getBoundingClientRect(); "
+                                        "return [b.left, b.right, b.top, b.bottom]; })")
+            card = await page.evaluate("(() => { const b = document.querySelector('svg.trend')"
+                                       ".closest('section').getBoundingClientRect(); return [b.left, b.right]; })()")
+            dates = [b for b in boxes[3:]]
+            assert all(a[1] < b[0] for a, b in zip(dates, dates[1:])), (width, dates)   # no label touches another
+            assert all(card[0] <= b[0] and b[1] <= card[1] for b in boxes), (width, boxes, card)   # none cut off
+        await page.set_viewport_size({"width": 1280, "height": 900})
         assert await svg_texts(page, "svg.trend text.axis:not(.date)") == ["0", "26", "52"]
         assert await page.locator("svg.trend polygon").count() == 4
         assert await page.locator("svg.trend g.run title").count() == 6

@@ -144,12 +144,28 @@ async def test_html_draws_no_redirect_when_only_the_fragment_was_dropped(tmp_pat
     assert finals == {"https://example.com/doc#part-2": None, "https://example.com/old#x": "https://example.com/new"}
 
 
-async def test_notes_view_counts_every_note_read_and_says_what_was_skipped(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def any_engine(request, tmp_path: Path):
+    """The engine of a migrated store: a SQLite file, or a throw-away PostgreSQL schema."""
+    from checker.store import Store
+    from pgschema import fresh_schema_url
+    if request.param == "sqlite":
+        store = await Store.open(f"sqlite:///{tmp_path / 'r.db'}")
+        yield store.engine
+        await store.close()
+        return
+    async with fresh_schema_url() as url:
+        store = await Store.open(url)
+        yield store.engine
+        await store.close()
+
+
+async def test_notes_view_counts_every_note_read_and_says_what_was_skipped(any_engine) -> None:
     from sqlalchemy import update
 
     from checker.store.schema import runs
     from report_db import T0, counts
-    engine = await sqlite_engine(tmp_path / "r.db")
+    engine = any_engine
     async with engine.begin() as conn:
         s = Seeder(conn)
         await s.run(T0, counts({"ok": 1}, {"alive": 1}))
@@ -158,7 +174,6 @@ async def test_notes_view_counts_every_note_read_and_says_what_was_skipped(tmp_p
         await s.note("notes/also-quiet.md")
         await s.link("https://example.com/a", cites=[("notes/a.md", 1)])
     model = await build_report(engine, now=NOW)
-    await engine.dispose()
     assert [(n.path, n.links) for n in model.notes] == [("notes/a.md", 1), ("notes/also-quiet.md", 0),
                                                         ("notes/quiet.md", 0)]
     text = " ".join(render(model, "html").split())
@@ -173,3 +188,14 @@ def test_notes_root_is_the_folder_absolute_note_paths_share() -> None:
     assert notes_root(["notes/a.md", "notes/b.md"]) is None          # relative: shown as they are
     assert notes_root(["/a.md", "/b/c.md"]) is None
     assert notes_root([]) is None
+
+
+async def test_one_link_is_singular(tmp_path: Path) -> None:
+    engine = await sqlite_engine(tmp_path / "r.db")
+    async with engine.begin() as conn:
+        await Seeder(conn).link("https://example.com/a")
+    model = await build_report(engine, now=NOW)
+    await engine.dispose()
+    html = " ".join(render(model, "html").split())
+    assert "1</span> link</h2>" in html and "of 1 link</p>" in html
+    assert "**1** link: **0** failing" in render(model, "markdown")

@@ -37,7 +37,7 @@ def _summary(model: ReportModel) -> list[str]:
              f"Generated {iso(model.generated_at)}; last check {iso(model.last_checked_at) or 'never'}.", ""]
     if model.empty:
         return lines + ["Nothing has been checked yet: run `linkhealth audit NOTES/` first.", ""]
-    lines += [f"**{s.total}** links: **{s.failing}** failing, {s.at_risk} at risk, "
+    lines += [f"**{s.total}** link{'' if s.total == 1 else 's'}: **{s.failing}** failing, {s.at_risk} at risk, "
               f"{s.archived} archived, {s.unchecked} not checked yet.", "",
               "| status | links |", "| --- | ---: |"]
     lines += [f"| {k} | {s.status.get(k, 0)} |" for k in STATUSES]

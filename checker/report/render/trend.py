@@ -18,9 +18,11 @@ __all__ = ["trend_svg", "TREND_ORDER"]
 #: Stacked bottom to top.
 TREND_ORDER = ("alive", "unknown", "suspect", "dead")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_LEFT, _RIGHT, _TOP, _BOTTOM = 44, 14, 10, 26
+_RIGHT, _TOP, _BOTTOM = 14, 10, 28
 _MAX_X_LABELS = 5
-_CHAR_W = 7.5          # width of one label character at the chart's 12.5px font (a safe estimate)
+# Width of one label character, a safe estimate at the largest font the page gives the
+# axis (15px in viewBox units on a phone, report.css), so that labels never touch there.
+_CHAR_W = 8.5
 
 
 def trend_svg(runs: Sequence[RunPoint], width: int = 480, height: int = 200) -> dict[str, Any]:
@@ -29,25 +31,26 @@ def trend_svg(runs: Sequence[RunPoint], width: int = 480, height: int = 200) -> 
              "height": height, "legend": []}
     if not runs:
         return empty
-    plot_w, plot_h = width - _LEFT - _RIGHT, height - _TOP - _BOTTOM
     top = _nice_ceiling(max(sum(r.health.get(k, 0) for k in TREND_ORDER) for r in runs))
+    left = round(10 + len(f"{top:,}") * _CHAR_W)       # room for the widest count on the axis
+    plot_w, plot_h = width - left - _RIGHT, height - _TOP - _BOTTOM
 
     def y(value: float) -> float:
         return round(_TOP + plot_h - value * plot_h / top, 1)
 
     if len(runs) == 1:
-        xs = [_LEFT + plot_w / 2]
+        xs = [left + plot_w / 2]
     else:
-        xs = [_LEFT + i * plot_w / (len(runs) - 1) for i in range(len(runs))]
+        xs = [left + i * plot_w / (len(runs) - 1) for i in range(len(runs))]
     chart = _columns(runs[0], xs[0], min(64.0, plot_w / 4), y) if len(runs) == 1 else _areas(runs, xs, y)
     half = plot_w / (2 * max(len(runs) - 1, 1))
-    marks = [{"x": round(x, 1), "x0": round(max(_LEFT, x - half), 1),
-              "w": round(min(x + half, _LEFT + plot_w) - max(_LEFT, x - half), 1), "label": _run_label(r)}
+    marks = [{"x": round(x, 1), "x0": round(max(left, x - half), 1),
+              "w": round(min(x + half, left + plot_w) - max(left, x - half), 1), "label": _run_label(r)}
              for x, r in zip(xs, runs)]
     latest = runs[-1].health
     return {**empty, **chart, "runs": marks, "xlabels": _x_labels(runs, xs),
             "yticks": [{"y": y(v), "text": f"{v:,}"} for v in (0, top // 2, top)],
-            "plot": {"x0": _LEFT, "x1": _LEFT + plot_w, "y0": _TOP, "y1": _TOP + plot_h},
+            "plot": {"x0": left, "x1": left + plot_w, "y0": _TOP, "y1": _TOP + plot_h},
             "legend": [{"key": k, "count": latest.get(k, 0)} for k in reversed(TREND_ORDER)],
             "max": top}
 
