@@ -80,7 +80,8 @@ _TABLE: tuple[tuple[str, str | None, str], ...] = (
     (REPLACEMENT, None, "csiso2022kr hz-gb-2312 iso-2022-cn iso-2022-cn-ext iso-2022-kr replacement"),
     ("UTF-16BE", "utf-16-be", "unicodefffe utf-16be"),
     ("UTF-16LE", "utf-16-le", "csunicode iso-10646-ucs-2 ucs-2 unicode unicodefeff utf-16 utf-16le"),
-    # x-user-defined maps 0x80-0xFF to private-use characters: no text a title could use.
+    # x-user-defined maps 0x80-0xFF to private-use characters (U+F780-U+F7FF), which no
+    # title can use; windows-1252 decodes its ASCII identically and the rest readably.
     ("x-user-defined", "cp1252", "x-user-defined"),
 )
 
