@@ -10,7 +10,6 @@ import functools
 import json
 import signal
 import sys
-from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -135,13 +134,16 @@ def extract(paths: tuple[str, ...], fmt: str, include_code: bool, config: str | 
     Example:
       linkhealth extract notes/ --format jsonl > refs.jsonl
     """
-    from .commands import write_stdout
+    from .commands import printable, write_stdout
     from .extract import extract as extract_refs
-    from .notes import scan
+    from .notes import encoding_notice, scan
     settings = _settings(config)
     found = scan(paths, settings.notes)
     for skipped in found.skipped:
-        click.echo(f"linkhealth: warning: skipped {skipped.path}: {skipped.reason}", err=True)
+        click.echo(printable(f"linkhealth: warning: skipped {skipped.path}: {skipped.reason}"), err=True)
+    notice = encoding_notice(found.notes)
+    if notice:
+        click.echo(printable(f"linkhealth: note: {notice}"), err=True)
     for note in found.notes:
         lines = []
         for ref in extract_refs(found.text(note), note.path, bare_www=settings.notes.bare_www):
@@ -152,7 +154,9 @@ def extract(paths: tuple[str, ...], fmt: str, include_code: bool, config: str | 
                                          "kind": str(ref.kind), "in_code": ref.in_code}, ensure_ascii=False))
             else:
                 code = " (code)" if ref.in_code else ""
-                lines.append(f"{ref.file}:{ref.line}:{ref.col}\t{ref.kind}{code}\t{ref.url}")
+                # A note's text and name may hold escape sequences: never sent raw to a terminal.
+                lines.append(printable(f"{ref.file}:{ref.line}:{ref.col}") + f"\t{ref.kind}{code}\t"
+                             + printable(ref.url))
         if lines:
             write_stdout("\n".join(lines) + "\n")
 
@@ -172,9 +176,12 @@ def extract(paths: tuple[str, ...], fmt: str, include_code: bool, config: str | 
               help="Exit 1 on any failing link (broken, default), on confirmed dead links, or never.")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Skip links an interrupted audit of the last 24 hours already checked.")
+@click.option("-q", "--quiet", is_flag=True, help="Print no summary and no progress (warnings and -o still work).")
+@click.option("--list-limit", type=click.IntRange(0), default=20, show_default=True, metavar="N",
+              help="List at most N failing links in the terminal (0: all; -o FILE gets all).")
 @_edge
 def audit(paths: tuple[str, ...], config: str | None, db: str | None, fmt: str, output: str | None,
-          archive: bool, resume: bool, **flags: Any) -> None:
+          archive: bool, resume: bool, quiet: bool, list_limit: int, **flags: Any) -> None:
     """Check every link in the notes once, record it, and report.
 
     Exit status: 0 nothing failing, 1 failing links found (per --fail-on), 2 usage,
@@ -189,7 +196,7 @@ def audit(paths: tuple[str, ...], config: str | None, db: str | None, fmt: str, 
     if not (paths or settings.notes.paths):
         raise click.UsageError("give the notes folder(s) to audit, or set [notes] paths in the config")
     code = run_audit_command(settings, paths or settings.notes.paths, fmt=fmt, output=output, archive=archive,
-                             resume=resume)
+                             resume=resume, quiet=quiet, list_limit=list_limit)
     sys.exit(code)
 
 

@@ -23,7 +23,7 @@ from .pipeline import AuditOutcome, run_audit
 from .settings import Settings
 
 __all__ = ["run_audit_command", "run_report_command", "run_archive_command", "run_archive_show",
-           "run_fix_command", "write_stdout"]
+           "run_fix_command", "write_stdout", "printable", "plural"]
 
 EXIT_OK, EXIT_FAILING = 0, 1
 T = TypeVar("T")
@@ -32,10 +32,20 @@ T = TypeVar("T")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
+def printable(value: object) -> str:
+    """Text from notes or remote servers, safe for a terminal: every control character
+    (a hostile note, title or error could carry escape sequences) becomes U+FFFD."""
+    return _CONTROL.sub("\ufffd", str(value))
+
+
 def _t(value: object) -> str:
-    """Text from notes or remote servers, safe to print: no control characters (a hostile
-    title or error could carry terminal escape sequences), and rich markup escaped."""
-    return escape(_CONTROL.sub("\ufffd", str(value)))
+    """:func:`printable` text with rich markup escaped, for console.print."""
+    return escape(printable(value))
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """"1 note", "2 notes": a count with its noun in the right number."""
+    return f"{count} {word if count == 1 else many or word + 's'}"
 
 
 def write_stdout(text: str) -> None:
@@ -60,7 +70,7 @@ class _Bar:
         self.task = None
 
     def start(self, total: int) -> None:
-        if not self.console.is_terminal:
+        if not self.console.is_terminal or self.console.quiet:
             return
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), TimeRemainingColumn(), console=self.console,
@@ -129,9 +139,14 @@ def _run(main: Callable[[], Awaitable[T]]) -> T:
 
 
 def run_audit_command(settings: Settings, paths: Sequence[str], *, fmt: str, output: str | None,
-                      archive: bool, resume: bool = True) -> int:
-    """`linkhealth audit`: check, write the report(s), print the summary, return the exit code."""
-    err = Console(stderr=True)
+                      archive: bool, resume: bool = True, quiet: bool = False, list_limit: int = 20) -> int:
+    """`linkhealth audit`: check, write the report(s), print the summary, return the exit code.
+
+    The terminal gets the summary with at most ``list_limit`` failing links (0: all);
+    ``-o`` gets the whole of it, and the terminal a short summary saying where it went;
+    ``quiet`` prints nothing but warnings and the requested output.
+    """
+    err = Console(stderr=True, quiet=quiet)
     bar = _Bar(err, "checking")
     archive_bar = _ArchiveBar(err)
 
@@ -154,15 +169,18 @@ def run_audit_command(settings: Settings, paths: Sequence[str], *, fmt: str, out
             await store.close()
 
     outcome = _run(main)
-    for skipped in outcome.scan.notes_skipped:
-        err.print(f"[yellow]warning[/]: skipped {_t(skipped.path)}: {_t(skipped.reason)}", highlight=False)
+    _warn_skipped(Console(stderr=True), outcome.scan.notes_skipped, quiet=quiet)
+    if outcome.scan.encoding_notice:
+        Console(stderr=True).print(f"note: {_t(outcome.scan.encoding_notice)}", highlight=False, soft_wrap=True)
     if fmt == "text" and output:
         with writing(output, "the summary"), open(output, "w", encoding="utf-8") as handle:
-            _print_summary(Console(file=handle, width=120), outcome, settings)
-    elif fmt == "text":
-        _print_summary(Console(), outcome, settings)
-    if outcome.archive is not None:
-        print_archive_summary(Console(stderr=fmt != "text"), outcome.archive)
+            _print_summary(Console(file=handle, width=120), outcome, settings, limit=0)
+    elif fmt == "text" and not quiet:
+        _print_summary(Console(), outcome, settings, limit=list_limit)
+    if output and not quiet:
+        _print_brief(Console(), outcome, settings, output)
+    if outcome.archive is not None and not quiet:
+        print_archive_summary(Console(stderr=fmt != "text" and not output), outcome.archive)
     return EXIT_FAILING if outcome.exit_failing(settings.check.fail_on) else EXIT_OK
 
 
@@ -179,16 +197,47 @@ async def _write_outputs(store, settings: Settings, fmt: str, output: str | None
         write_stdout(render(model, fmt))
 
 
-def _print_summary(console: Console, outcome: AuditOutcome, settings: Settings) -> None:
-    """Counts by status and health, then the failing links with note:line."""
+def _warn_skipped(err: Console, skipped: Sequence, *, quiet: bool) -> None:
+    """One warning per skipped note (one line in all under --quiet)."""
+    if quiet and skipped:
+        err.print(f"[yellow]warning[/]: {plural(len(skipped), 'note')} skipped "
+                  f"(run without --quiet to see which)", highlight=False)
+        return
+    for note in skipped:
+        err.print(f"[yellow]warning[/]: skipped {_t(note.path)}: {_t(note.reason)}", highlight=False)
+
+
+def _headline(console: Console, outcome: AuditOutcome) -> None:
     scan = outcome.scan
-    console.print(f"[bold]linkhealth audit[/]: {scan.notes_scanned} notes, {scan.references} references, "
-                  f"{scan.targets} unique links; {outcome.check.checked} checked"
+    console.print(f"[bold]linkhealth audit[/]: {plural(scan.notes_scanned, 'note')}, "
+                  f"{plural(scan.references, 'reference')}, {plural(scan.targets, 'unique link')}; "
+                  f"{outcome.check.checked} checked"
                   + (f", {outcome.check.cached} fresh from cache" if outcome.check.cached else "")
-                  + (f", {outcome.check.resumed} already checked by interrupted run "
+                  + (f", {outcome.check.resumed} already checked by interrupted "
+                     + ("run " if len(outcome.check.resumed_runs) == 1 else "runs ")
                      + ", ".join(f"#{r}" for r in outcome.check.resumed_runs) if outcome.check.resumed else "")
-                  + (f"; {len(scan.notes_skipped)} notes skipped" if scan.notes_skipped else ""),
+                  + (f"; {plural(len(scan.notes_skipped), 'note')} skipped" if scan.notes_skipped else ""),
                   highlight=False, soft_wrap=True)
+
+
+def _print_brief(console: Console, outcome: AuditOutcome, settings: Settings, output: str) -> None:
+    """The short summary the terminal gets when the output went to a file (-o)."""
+    _headline(console, outcome)
+    if outcome.failing:
+        console.print(f"[bold red]{plural(len(outcome.failing), 'failing link')}[/]", highlight=False)
+    console.print(f"wrote {_t(output)}\nreport: {_t(settings.report_path)}", highlight=False)
+    _say_interrupted(console, outcome)
+
+
+def _say_interrupted(console: Console, outcome: AuditOutcome) -> None:
+    if outcome.interrupted:
+        console.print("[yellow]interrupted[/]: the checks done so far are saved", highlight=False)
+
+
+def _print_summary(console: Console, outcome: AuditOutcome, settings: Settings, *, limit: int = 0) -> None:
+    """Counts by status and health, then the failing links with note:line (at most
+    ``limit`` of them, 0 for all, then how many more the report has)."""
+    _headline(console, outcome)
     table = Table(title=None, show_edge=False)
     table.add_column("status")
     table.add_column("links", justify="right")
@@ -202,15 +251,17 @@ def _print_summary(console: Console, outcome: AuditOutcome, settings: Settings) 
     console.print(table)
     console.print(health)
     if outcome.failing:
-        console.print(f"\n[bold red]{len(outcome.failing)} failing links[/]")
-        for link in outcome.failing:
+        console.print(f"\n[bold red]{plural(len(outcome.failing), 'failing link')}[/]")
+        shown = outcome.failing[:limit] if limit else outcome.failing
+        for link in shown:
             places = ", ".join(f"{o['file']}:{o['line']}" for o in link["occurrences"][:3]) or "-"
             detail = link.get("error") or (f"HTTP {link['http_status']}" if link.get("http_status") else "")
             console.print(f"  {_t(places)}  [red]{link['status']}[/] ({link['health']})  {_t(link['url'])}"
                           + (f"  [dim]{_t(detail)}[/]" if detail else ""), highlight=False, soft_wrap=True)
+        if len(shown) < len(outcome.failing):
+            console.print(f"  and {len(outcome.failing) - len(shown)} more, see the report", highlight=False)
     console.print(f"\nreport: {_t(settings.report_path)}", highlight=False)
-    if outcome.interrupted:
-        console.print("[yellow]interrupted[/]: the checks done so far are saved", highlight=False)
+    _say_interrupted(console, outcome)
 
 
 def run_report_command(settings: Settings, *, fmt: str, output: str | None) -> None:
@@ -280,22 +331,23 @@ def print_archive_summary(console: Console, summary, *, plan=None) -> None:
     if plan is not None:
         planned = ", ".join(f"{k} {v}" for k, v in sorted(plan.counts.items())) or "nothing new"
         verb = "would queue" if summary.dry_run else "queued"
-        console.print(f"archive plan: {plan.candidates} candidate links; {verb}: {planned}", highlight=False)
+        console.print(f"archive plan: {plural(plan.candidates, 'candidate link')}; {verb}: {planned}",
+                      highlight=False)
     if summary.dry_run:
         # The queued jobs that are due, then the new ones the plan would queue (a dry run
         # queues nothing, so they are not in the queue yet).
         queued = {(job.url, job.service, str(job.action)) for job in summary.jobs}
         new = [job for job in (plan.planned if plan is not None else ())
                if (job.url, job.service, str(job.action)) not in queued]
-        console.print(f"dry run: {summary.due} queued jobs are due, {len(new)} new would be queued; "
-                      "nothing was sent or queued", highlight=False)
+        console.print(f"dry run: {plural(summary.due, 'queued job is', 'queued jobs are')} due, "
+                      f"{len(new)} new would be queued; nothing was sent or queued", highlight=False)
         for job in list(summary.jobs) + new:
             console.print(f"  would {job.action.value if hasattr(job.action, 'value') else job.action} "
                           f"on {job.service}: {_t(job.url)}", highlight=False, soft_wrap=True)
         return
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items()) if v) or "nothing due"
-    console.print(f"archive: {summary.due} jobs due; {outcomes}; {summary.snapshots} new snapshots",
-                  highlight=False)
+    console.print(f"archive: {plural(summary.due, 'job')} due; {outcomes}; "
+                  f"{plural(summary.snapshots, 'new snapshot')}", highlight=False)
     for event in summary.events:
         console.print(f"  [yellow]{_t(event)}[/]", highlight=False)
     for error in summary.errors:
@@ -349,7 +401,7 @@ def run_fix_command(settings: Settings, paths: Sequence[str], *, apply: bool) ->
                       soft_wrap=True)
     if apply:
         changed = apply_fixes(fixes)
-        console.print(f"rewrote {len(fixes)} links in {changed} notes", highlight=False)
+        console.print(f"rewrote {plural(len(fixes), 'link')} in {plural(changed, 'note')}", highlight=False)
     else:
-        console.print(f"{len(fixes)} links would change; run with --apply to rewrite", highlight=False)
+        console.print(f"{plural(len(fixes), 'link')} would change; run with --apply to rewrite", highlight=False)
     return EXIT_OK

@@ -514,7 +514,9 @@ def _refdefs(para: _Para, text: str, out: list[tuple[int, Kind, str]]) -> list[t
 
 _BARE = re.compile(r"(?<![A-Za-z])([A-Za-z][A-Za-z0-9+.-]{0,30})://|(?<![A-Za-z0-9])(mailto):(?=[^\s<>])", re.I)
 _WWW = re.compile(r"(?<![A-Za-z0-9/@:_-])(?<![A-Za-z]\.)www\.[A-Za-z0-9-]+\.[A-Za-z]", re.I)
-_HARD_END = re.compile(r"[\s<>\"`\x01]")
+# Control characters (C0, DEL, C1) never belong to a URL (RFC 3986 section 2; WHATWG URL
+# strips them): a URL ends at one, as at whitespace.
+_HARD_END = re.compile(r"[\s<>\"`\x00-\x1f\x7f-\x9f]")
 _CJK = re.compile("[\u2014-\u201f\u2026\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f"
                   "\uff00-\uffef\U00020000-\U0003ffff]")
 _DELIM = re.compile(r"[/?&=#]")
@@ -635,6 +637,9 @@ def _bare(text: str, lo: int, hi: int, out: list[tuple[int, Kind, str]], *, www:
             continue
         if stop == body and body < hi and text[body] in "<%{$[":
             continue                          # https://<USER>@host: a template
+        if stop == body and m.group(1).lower() not in ("http", "https"):
+            consumed = body                   # "替换为hdfs://形式": a scheme named, no link
+            continue
         out.append((start, Kind.BARE, url))
         consumed = max(stop, body)
     if www:
@@ -719,11 +724,27 @@ def _code_refs(block: _Block, www: bool) -> list[tuple[int, int, Kind, str, bool
 _HANDLERS = {"para": _para_refs, "html": _html_block_refs, "code": _code_refs}
 
 
+# Terminal escape sequences (ECMA-48): CSI "ESC [ params final" (also the one-byte C1
+# CSI U+009B), OSC "ESC ] ... BEL or ESC \\" (window titles, hyperlinks), and the
+# two-byte "ESC x" forms. A note pasted from a terminal carries them; the "m" ending
+# "ESC [31m" is not the start of a scheme ("mhttp://").
+_ESCAPE = re.compile(r"(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?"
+                     r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c\n]{0,4096}(?:\x07|\x1b\\|\x9c)?"
+                     r"|\x1b[\x20-\x2f]*[\x30-\x7e]?")
+
+
+def _mask_escapes(text: str) -> str:
+    """``text`` with terminal escape sequences replaced by filler (columns unchanged)."""
+    return _ESCAPE.sub(lambda m: _FILL * len(m.group()), text)
+
+
 def extract(text: str, file: str, *, bare_www: bool = False) -> list[Reference]:
     """Every reference in a note's text, in source order (see the module docstring)."""
     refs: list[Reference] = []
     if "\r" in text:
         text = text.replace("\r\n", "\n")
+    if "\x1b" in text or "\x9b" in text or "\x9d" in text:
+        text = _mask_escapes(text)
     for block in _blocks(text, _candidate_lines(text, bare_www)):
         for line, col, kind, url, code in _HANDLERS[block.kind](block, bare_www):
             if _FILL in url:   # a target that lay inside a masked region (e.g. a tag): no URL

@@ -33,6 +33,7 @@ class Fix:
     col: int
     old: str
     new: str
+    encoding: str = "utf-8"      # the note's (a Python codec); written back in it
 
 
 async def plan_fixes(store, settings: Settings, paths: Sequence[str]) -> list[Fix]:
@@ -48,7 +49,7 @@ async def plan_fixes(store, settings: Settings, paths: Sequence[str]) -> list[Fi
         for ref in extract(read_note(note), note.path, bare_www=settings.notes.bare_www):
             new = replacements.get(ref.url)
             if new and not ref.in_code:
-                fixes.append(Fix(note.path, note.abspath, ref.line, ref.col, ref.url, new))
+                fixes.append(Fix(note.path, note.abspath, ref.line, ref.col, ref.url, new, note.encoding))
     return fixes
 
 
@@ -71,8 +72,10 @@ def apply_fixes(fixes: Sequence[Fix]) -> int:
 
 def _rewrite(path: Path, items: Sequence[Fix]) -> bytes:
     raw = path.read_bytes()
-    bom = codecs.BOM_UTF8 if raw.startswith(codecs.BOM_UTF8) else b""
-    lines = raw[len(bom):].decode("utf-8").split("\n")
+    encoding = items[0].encoding
+    bom = codecs.BOM_UTF8 if encoding == "utf-8" and raw.startswith(codecs.BOM_UTF8) else b""
+    text = _decode_exactly(raw[len(bom):], encoding, items[0].file)
+    lines = text.split("\n")
     # Right to left within a line, so earlier columns stay valid.
     for fix in sorted(items, key=lambda f: (f.line, f.col), reverse=True):
         line = lines[fix.line - 1] if fix.line <= len(lines) else ""
@@ -81,4 +84,23 @@ def _rewrite(path: Path, items: Sequence[Fix]) -> bytes:
             raise InputError(f"{fix.file}:{fix.line}:{fix.col}: the note changed since it was read "
                              f"(expected {fix.old!r}); nothing was written")
         lines[fix.line - 1] = line[:start] + fix.new + line[start + len(fix.old):]
-    return bom + "\n".join(lines).encode("utf-8")
+    try:
+        return bom + "\n".join(lines).encode(encoding)
+    except UnicodeEncodeError as exc:
+        raise InputError(f"{items[0].file}: the new URL has a character {encoding} cannot hold "
+                         f"({exc.object[exc.start:exc.end]!r}); nothing was written") from None
+
+
+def _decode_exactly(raw: bytes, encoding: str, shown: str) -> str:
+    """The note's text, when encoding it again gives back exactly its bytes: only then can
+    the bytes outside the rewritten URLs stay as they were (a stateful or lossy encoding
+    such as ISO-2022-JP may not), else InputError and nothing is written."""
+    try:
+        text = raw.decode(encoding)
+        same = text.encode(encoding) == raw
+    except (UnicodeError, LookupError):
+        same = False
+    if not same:
+        raise InputError(f"{shown}: its encoding ({encoding}) does not give back the same bytes when "
+                         "written again; nothing was written (convert the note to UTF-8 to fix it)")
+    return text

@@ -205,8 +205,11 @@ def classify_exception(exc: BaseException) -> tuple[Cause, str]:
         return Cause.READ_TIMEOUT, "no complete answer within the timeout"
     if isinstance(exc, cx.ClientConnectorError):
         return _connect_error(exc)
-    if isinstance(exc, (cx.ServerDisconnectedError, cx.ClientConnectionResetError,
-                        cx.ClientPayloadError, ConnectionResetError, BrokenPipeError)):
+    if isinstance(exc, cx.ServerDisconnectedError):
+        return Cause.DISCONNECTED, _disconnected(exc)
+    if isinstance(exc, cx.ClientPayloadError):
+        return Cause.DISCONNECTED, _payload_error(exc)
+    if isinstance(exc, (cx.ClientConnectionResetError, ConnectionResetError, BrokenPipeError)):
         return Cause.DISCONNECTED, f"the server closed the connection: {_reason(exc)}"
     if isinstance(exc, cx.TooManyRedirects):
         return Cause.TOO_MANY_REDIRECTS, "too many redirects"
@@ -219,6 +222,17 @@ def classify_exception(exc: BaseException) -> tuple[Cause, str]:
             return Cause.DISCONNECTED, f"connection reset: {_reason(exc)}"
         return Cause.OTHER, f"network error: {_reason(exc)}"
     return Cause.OTHER, f"{type(exc).__name__}: {_reason(exc)}"
+
+
+def _disconnected(exc: cx.ServerDisconnectedError) -> str:
+    # aiohttp passes the parser's half-read message (a RawResponseMessage) as the
+    # exception's message when the connection ends inside the headers
+    # (client_proto.connection_lost): its repr is no sentence for a reader.
+    if isinstance(exc.message, str) and exc.message != "Server disconnected":
+        return f"the server closed the connection: {_reason(exc)}"
+    if exc.message is None or isinstance(exc.message, str):
+        return "the server closed the connection without an answer"
+    return "the server closed the connection in the middle of the response headers"
 
 
 def _connect_error(exc: cx.ClientConnectorError) -> tuple[Cause, str]:
@@ -234,7 +248,24 @@ def _response_error(exc: cx.ClientResponseError) -> tuple[Cause, str]:
     # when reading Status line / Header name / Header value" (LineTooLong).
     if "Got more than" in text or "LineTooLong" in text or "Too many headers" in text:
         return Cause.HEADERS_TOO_LARGE, "response headers exceed the size limit"
-    return Cause.OTHER, f"malformed HTTP response: {_reason(exc)}"
+    return Cause.OTHER, f"malformed HTTP response: {_message(exc)}"
+
+
+def _payload_error(exc: cx.ClientPayloadError) -> str:
+    # aiohttp's text embeds the repr of the parser's error ("<ContentLengthError: 400,
+    # message='...'>"); that error's own message is the sentence.
+    inner = exc.__cause__
+    detail = _message(inner) if inner is not None and hasattr(inner, "message") else ""
+    return "the server closed the connection before the whole body arrived" + (f": {detail}" if detail else "")
+
+
+def _message(exc: BaseException) -> str:
+    """The first paragraph of an aiohttp error's own message, one line: the parser's
+    messages add the offending bytes and a caret on further lines, and str() of the
+    error adds the status code and the URL around it (a repr, not a sentence)."""
+    message = getattr(exc, "message", None)
+    text = message if isinstance(message, str) and message else _reason(exc)
+    return " ".join(text.split("\n\n", 1)[0].split()).rstrip(":")[:300]
 
 
 def _find(exc: BaseException | None, kind: type[BaseException]) -> Any:

@@ -99,6 +99,7 @@ class Note:
     sha256: str
     mtime: float
     size: int
+    encoding: str = "utf-8"   # a Python codec; "utf-8" also covers a UTF-8 byte-order mark
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,12 @@
 """Scan: which note files to read, read each once, and say which were skipped and why.
 
-A note that cannot be read as text (a NUL byte, not UTF-8, larger than
-``notes.max_file_bytes``) is skipped with a reason, not an error: the run goes on
-and the summary counts it. A path that does not exist is an InputError.
+A note that is not UTF-8 (older Chinese notes are often GBK) is decoded with
+``notes.encoding`` when set, else with the encoding detected for it
+(checker.charsets.detect_encoding); ``Note.encoding`` records which, so that callers
+can say so and ``fix --apply`` can write the note back in it. A note that cannot be
+read as text (a NUL byte, no encoding that decodes it, larger than
+``notes.max_file_bytes``) is skipped with a reason, not an error: the run goes on and
+the summary counts it. A path that does not exist is an InputError.
 
 Symbolic links (to notes or to folders) are followed only where they resolve inside
 the scanned paths, unless ``notes.follow_symlinks_outside`` is set; a link that is not
@@ -11,6 +15,7 @@ followed is a skipped file with its reason, as is a folder link that loops back.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 import re
@@ -20,11 +25,13 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import Mapping, Sequence
 
+from .charsets import detect_encoding
 from .errors import InputError
 from .models import Note
 from .settings import NotesSettings
 
-__all__ = ["scan", "read_note", "ScanResult", "Skipped", "display_path", "glob_match", "LinkPolicy"]
+__all__ = ["scan", "read_note", "ScanResult", "Skipped", "display_path", "glob_match", "LinkPolicy",
+           "decode_note", "encoding_notice"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +182,32 @@ def _walked_already(link: Path, walked: Mapping[str, Path]) -> str | None:
     return f"symbolic link to a folder already scanned as {display_path(walked[real])}"
 
 
-def _load(path: Path, max_bytes: int) -> tuple[Note | None, str | None, str | None]:
+def decode_note(data: bytes, encoding: str = "") -> tuple[str, str]:
+    """(text, codec) of a note's bytes: UTF-8 (BOM stripped), else ``encoding`` when
+    given, else the detected encoding. UnicodeDecodeError when none decodes them."""
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError as exc:
+        first = exc
+    codec = encoding or detect_encoding(data)
+    if codec is None:
+        raise first
+    return data.decode(codec), codecs.lookup(codec).name
+
+
+def encoding_notice(notes: Sequence[Note], limit: int = 5) -> str | None:
+    """One line saying which notes were not UTF-8 and how they were read, or None."""
+    other = [n for n in notes if n.encoding != "utf-8"]
+    if not other:
+        return None
+    codecs_used = sorted({n.encoding for n in other})
+    names = ", ".join(n.path for n in other[:limit]) + (f" and {len(other) - limit} more" if len(other) > limit else "")
+    count = f"{len(other)} note is" if len(other) == 1 else f"{len(other)} notes are"
+    return (f"{count} not UTF-8 and {'was' if len(other) == 1 else 'were'} read as {', '.join(codecs_used)} "
+            f"({names}); set notes.encoding if that is wrong")
+
+
+def _load(path: Path, max_bytes: int, encoding: str = "") -> tuple[Note | None, str | None, str | None]:
     """(note, text, None) or (None, None, skip reason), reading the file once."""
     shown = display_path(path)
     try:
@@ -194,11 +226,12 @@ def _load(path: Path, max_bytes: int) -> tuple[Note | None, str | None, str | No
     if nul >= 0:
         return None, None, f"binary file (NUL byte at offset {nul})"
     try:
-        text = data.decode("utf-8-sig")
+        text, codec = decode_note(data, encoding)
     except UnicodeDecodeError as exc:
-        return None, None, f"not UTF-8 (invalid byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        what = f"not {encoding} (notes.encoding)" if encoding else "not UTF-8 nor any encoding detected"
+        return None, None, f"{what}: invalid byte 0x{data[exc.start]:02x} at offset {exc.start}"
     note = Note(path=shown, abspath=Path(os.path.abspath(path)), sha256=hashlib.sha256(data).hexdigest(),
-                mtime=stat.st_mtime, size=stat.st_size)
+                mtime=stat.st_mtime, size=stat.st_size, encoding=codec)
     return note, text, None
 
 
@@ -230,7 +263,7 @@ def scan(paths: Sequence[str | Path], settings: NotesSettings, *, keep_text: boo
         if absolute in seen:
             continue
         seen.add(absolute)
-        note, text, reason = _load(path, settings.max_file_bytes)
+        note, text, reason = _load(path, settings.max_file_bytes, settings.encoding)
         if note is None:
             skipped.append(Skipped(display_path(path), reason or "unreadable"))
             continue
@@ -253,10 +286,12 @@ def check_roots(paths: Sequence[str | Path]) -> None:
 
 
 def read_note(note: Note) -> str:
-    """A note's text (UTF-8, BOM stripped); InputError if it is no longer readable text."""
+    """A note's text, in the encoding the scan found (a UTF-8 BOM stripped); InputError if
+    it is no longer readable text."""
+    codec = "utf-8-sig" if note.encoding == "utf-8" else note.encoding
     try:
-        return note.abspath.read_bytes().decode("utf-8-sig")
+        return note.abspath.read_bytes().decode(codec)
     except OSError as exc:
         raise InputError(f"{note.path}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
-        raise InputError(f"{note.path}: not UTF-8 (byte offset {exc.start})") from None
+        raise InputError(f"{note.path}: not {note.encoding} any more (byte offset {exc.start})") from None

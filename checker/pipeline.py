@@ -28,7 +28,7 @@ from .models import (
 )
 from .errors import InputError
 from .notechanges import plan_rescan
-from .notes import ScanResult, Skipped, display_path, scan
+from .notes import ScanResult, Skipped, display_path, encoding_notice, scan
 from .probe import Prober
 from .rules import RuleSet, load_rules
 from .settings import Settings
@@ -88,6 +88,7 @@ class ScanOutcome:
     targets: int
     sync: object = None        # the store's SyncStats
     partial: bool = False      # only the notes a watcher saw change (rescan_stage)
+    encoding_notice: str | None = None   # which notes were not UTF-8 and how they were read
 
 
 @dataclass
@@ -186,7 +187,8 @@ async def _scan(store, settings: Settings, rules: RuleSet, *, paths: Sequence[st
     targets = collection.targets
     await store.set_at_risk({url: rules.at_risk(url) for url in targets})
     outcome = ScanOutcome(notes_scanned=len(collection.notes), notes_skipped=collection.skipped,
-                          references=collection.reference_count, targets=len(targets), sync=sync)
+                          references=collection.reference_count, targets=len(targets), sync=sync,
+                          encoding_notice=encoding_notice(collection.notes))
     return outcome, collection
 
 
@@ -364,7 +366,10 @@ async def _summarise(store, settings: Settings, run_id: int, scan_outcome: ScanO
     where: dict[str, list[dict]] = {}
     for note, pairs in collection.refs.items():
         for ref, target in pairs:
-            where.setdefault(target.url, []).append({"file": ref.file, "line": ref.line})
+            place = {"file": ref.file, "line": ref.line}
+            cited = where.setdefault(target.url, [])
+            if place not in cited[-1:]:      # a line citing a URL twice is one citation
+                cited.append(place)
     failing = []
     for url, state in states.items():
         statuses[state.status or "unchecked"] += 1

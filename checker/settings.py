@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from .charsets import is_text_codec
 from .errors import ConfigError
 
 __all__ = [
@@ -58,6 +59,7 @@ class NotesSettings:
     site_root: str = ""
     max_file_bytes: int = 20 * 1024 * 1024
     follow_symlinks_outside: bool = False
+    encoding: str = ""      # of notes that are not UTF-8; empty: detected per note
 
 
 @dataclass(frozen=True)
@@ -443,6 +445,9 @@ def _validate(settings: Settings) -> None:
     if unknown:
         raise ConfigError(f"archive.services: unknown service {unknown[0]!r}; known: "
                           f"{', '.join(ARCHIVE_SERVICES)}", source=src, key="archive.services")
+    if settings.notes.encoding and not is_text_codec(settings.notes.encoding):
+        raise ConfigError(f"notes.encoding: unknown text encoding {settings.notes.encoding!r} "
+                          "(use a name such as gb18030, big5, shift_jis, cp1252)", source=src, key="notes.encoding")
     if settings.daemon.log_format not in ("keyvalue", "json"):
         raise ConfigError("daemon.log_format must be keyvalue or json", source=src, key="daemon.log_format")
     for value in c.connect_to:

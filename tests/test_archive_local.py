@@ -313,3 +313,16 @@ async def test_report_links_the_local_copy_with_an_href_that_opens_it(
     [link] = doc["links"]
     assert link["archive_url"] == snap["archive_url"] and Path(link["archive_url"]).is_file()
     assert snap["archive_url"] in render(model, "csv")
+
+
+async def test_readable_copy_is_decoded_as_a_browser_decodes_the_page(archive_store, site, web_settings,
+                                                                      tmp_path):
+    # UTF-7 is no encoding of the web: "+ADw-b+AD4-" stays text, it never becomes a <b> element.
+    site.page("/s/utf7", b'<html><head><meta charset="utf-7"><title>T</title></head>'
+                         b"<body><p>+ADw-b+AD4-x+ADw-/b+AD4-</p></body></html>", content_type="text/html")
+    store, ft = archive_store, FakeTime()
+    await add_link(store, "https://mp.weixin.qq.com/s/utf7", at_risk=True)
+    await archive_once(store, local_settings(web_settings, tmp_path), ft)
+    [snap] = await snaps(store)
+    soup = BeautifulSoup(Path(snap["archive_url"]).read_text("utf-8"), "lxml")
+    assert soup.find("b") is None and soup.p.get_text() == "+ADw-b+AD4-x+ADw-/b+AD4-"

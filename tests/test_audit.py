@@ -238,17 +238,19 @@ async def test_bad_inputs_exit_2_with_what_and_where(project, tmp_path):
     assert len(err.strip().splitlines()) == 1
 
 
-async def test_binary_and_non_utf8_notes_are_skipped_with_a_warning(web, ca_file, project):
+async def test_binary_notes_are_skipped_and_non_utf8_notes_read_with_a_notice(web, ca_file, project):
     notes = project / "notes"
     notes.mkdir()
     (notes / "good.md").write_text("https://github.com/title\n", encoding="utf-8")
     (notes / "binary.md").write_bytes(b"\x00\x01\x02https://example.com/404")
-    (notes / "latin1.md").write_bytes("caf\xe9 https://example.com/404".encode("latin-1"))
+    (notes / "latin1.md").write_bytes("caf\xe9 https://example.com/410".encode("latin-1"))
+    (notes / "gbk.md").write_bytes("旧笔记：https://example.com/404 还在。\n".encode("gbk"))
     code, out, err = await run("audit", "notes", *web_args(web, ca_file), cwd=project)
-    assert code == 0, (out, err)
-    assert "binary.md" in err and "latin1.md" in err
-    assert "2 notes skipped" in out
-    assert web.hits["/404"] == 0
+    assert code == 1, (out, err)
+    assert "skipped notes/binary.md" in err and "skipped notes/latin1.md" not in err
+    assert err.count("not UTF-8") == 1 and "notes/gbk.md" in err and "gb18030" in err
+    assert "3 notes, 3 references" in out and "1 note skipped" in out
+    assert web.hits["/404"] == 1 and web.hits["/410"] == 1
 
 
 async def test_extract_jsonl(project):
@@ -355,3 +357,16 @@ async def test_recheck_after_does_not_serve_exclusions_from_cache(web, ca_file, 
     code, out, _ = await run("audit", "notes", "--format", "json", "--recheck-after", "1d", "--allow-private",
                              cwd=project)
     assert code == 0 and json.loads(out)["links"][0]["status"] == "ok"
+
+
+async def test_extract_never_sends_control_characters_to_the_terminal(project):
+    notes = project / "notes"
+    notes.mkdir()
+    (notes / "esc.md").write_text("a \x1b]0;pwned\x07 b \x1b[2J\n\nsee \x1b[31mhttp://note.test/x\x1b[0m\n",
+                                  encoding="utf-8")
+    (notes / "name\x1b[2J.md").write_text("http://note.test/y\n", encoding="utf-8")
+    code, out, err = await run("extract", "notes", cwd=project)
+    assert code == 0, err
+    assert "\x1b" not in out and "\x07" not in out
+    assert "\thttp://note.test/x\n" in out and "mhttp" not in out
+    assert "name\ufffd[2J.md:1:1\tbare\thttp://note.test/y" in out

@@ -81,8 +81,7 @@ EXPECTED = {
     ],
     "odd.md": [
         (1, 1, "h1ttps://www.zhihu.com/question/49534423", "bare", F),   # scheme typo
-        (3, 2, "http://", "bare", T),                                       # lone scheme
-        (3, 12, "file://", "bare", T),
+        (3, 2, "http://", "bare", T),     # a lone http:// (malformed); a lone file:// names a scheme
         (5, 1, "git://anongit.freedesktop.org/gstreamer/gst-plugins-base", "bare", F),
         (7, 1, "ftp://mirrors.ustc.edu.cn/gnu/", "bare", F),
         # lines 9, 11, 13: URL templates are not references
@@ -161,6 +160,10 @@ def test_agrees_with_markdown_it(name: str) -> None:
     ("https://x.example/a,https://x.example/b\n", [(1, 1, "https://x.example/a,https://x.example/b")]),
     ("**https://x.example/bold**\n", [(1, 3, "https://x.example/bold")]),
     ("<!-- https://x.example/comment -->\n", []),     # commented out: not shown, not reported
+    # A scheme named in prose is no reference; a lone http:// is kept (reported malformed).
+    ("替换为hdfs://形式的路径，前面的sftp://一定要加\n", []),
+    ("sftp://192.168.1.102 （前面的sftp://一定要加）\n", [(1, 1, "sftp://192.168.1.102")]),
+    ("用 http:// 开头\n", [(1, 3, "http://")]),
 ])
 def test_small_cases(text: str, expected: list[tuple]) -> None:
     got = [(r.line, r.col, r.url) for r in extract(text, "t.md")]
@@ -228,3 +231,14 @@ def test_invalid_utf8_replaced_text_is_fine() -> None:
 def test_masked_regions_never_leak_into_a_url():
     refs = extract("[r]: <java\tscript:alert(2)>\n", "n.md")
     assert all("\x01" not in r.url for r in refs)
+
+
+def test_terminal_escapes_are_not_part_of_a_url() -> None:
+    # A note pasted from a terminal: the "m" ending ESC [31m is no scheme ("mhttp://"),
+    # a URL ends at the reset sequence, and an OSC title sequence hides nothing real.
+    text = ("red \x1b[31mhttp://note.test/a\x1b[0m done\n"
+            "\x1b]0;title http://osc.test/\x07 then https://note.test/b\n"
+            "c1 \x9b31mhttps://note.test/c and \x1b[2Jhttps://note.test/d\x07x\n")
+    got = [(r.line, r.col, r.url) for r in extract(text, "t.md")]
+    assert got == [(1, 10, "http://note.test/a"), (2, 34, "https://note.test/b"),
+                   (3, 8, "https://note.test/c"), (3, 36, "https://note.test/d")]

@@ -30,7 +30,7 @@ async def test_fix_rewrites_only_dead_links_with_a_public_copy(web, ca_file, tmp
 
     code, out, err = await run("fix", "notes", cwd=project)          # dry run
     assert code == 0, err
-    assert "notes/n.md:3:" in out and "1 links would change" in out
+    assert "notes/n.md:3:" in out and "1 link would change" in out
     assert (notes / "n.md").read_bytes() == original.encode("utf-8")
 
     code, out, err = await run("fix", "notes", "--apply", cwd=project)
@@ -67,3 +67,35 @@ def test_apply_fixes_writes_nothing_when_any_note_changed(tmp_path):
     with _pytest.raises(InputError, match="b.md:1:1"):
         apply_fixes(fixes)
     assert a.read_text(encoding="utf-8") == "https://dead.example/a\n"
+
+
+def test_a_gbk_note_is_written_back_in_gbk(tmp_path):
+    from checker.extract import extract
+    from checker.fix import apply_fixes, Fix
+    from checker.notes import scan
+    from checker.settings import NotesSettings
+    text = "# 旧笔记\r\n\r\n死链 https://dead.example/x 还在。\r\n编码：国标\r\n"
+    note_path = tmp_path / "gbk.md"
+    note_path.write_bytes(text.encode("gbk"))
+    found = scan([note_path], NotesSettings())
+    note = found.notes[0]
+    assert note.encoding == "gb18030"
+    refs = extract(found.text(note), note.path)
+    snap = "https://web.archive.org/web/2020/https://dead.example/x"
+    apply_fixes([Fix(note.path, note.abspath, r.line, r.col, r.url, snap, note.encoding) for r in refs])
+    assert note_path.read_bytes() == text.replace("https://dead.example/x", snap).encode("gbk")
+
+
+def test_a_note_whose_encoding_does_not_round_trip_is_refused(tmp_path):
+    import pytest as _pytest
+
+    from checker.errors import InputError
+    from checker.fix import apply_fixes, Fix
+    # UTF-7 decodes "+AGE-" to "a" but writes "a" back as "a": the bytes would change.
+    raw = b"x +AGE- https://dead.example/x\n"
+    note = tmp_path / "u7.md"
+    note.write_bytes(raw)
+    fix = Fix("u7.md", note, 1, 5, "https://dead.example/x", "https://web.archive.org/web/2020/x", "utf-7")
+    with _pytest.raises(InputError, match="nothing was written"):
+        apply_fixes([fix])
+    assert note.read_bytes() == raw

@@ -175,15 +175,20 @@ async def test_connect_to_applies_to_ip_literal_hosts(web, web_settings) -> None
     assert raw.status == 200 and web.hits["/title"] == 1
 
 
+async def fetch_via_port(web_settings, port: int, url: str):
+    """fetch_bytes of ``url`` with every host sent to 127.0.0.1:``port``."""
+    settings = web_settings(connect_to=(f"::127.0.0.1:{port}",))
+    async with create_session(settings) as session:
+        return await fetch_bytes(session, url, max_bytes=1000)
+
+
 async def test_connection_refused(web_settings) -> None:
     # A socket bound and never listening: connections to it are refused.
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     try:
-        settings = web_settings(connect_to=(f"::127.0.0.1:{port}",))
-        async with create_session(settings) as session:
-            raw = await fetch_bytes(session, "http://down.example/", max_bytes=1000)
+        raw = await fetch_via_port(web_settings, port, "http://down.example/")
     finally:
         sock.close()
     assert raw.cause is Cause.REFUSED and "down.example" in raw.error
@@ -223,3 +228,33 @@ async def test_session_is_a_client_session(web_settings) -> None:
 def test_dns_failure_sentence_names_host_and_reason() -> None:
     exc = cx.ClientConnectorDNSError(_key(), socket.gaierror(-2, "Name or service not known"))
     assert classify_exception(exc) == (Cause.DNS, "DNS lookup failed for h.example: Name or service not known")
+
+
+@pytest.mark.parametrize("sent, cause, sentence", [
+    # closes in the middle of the headers
+    (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n", Cause.DISCONNECTED,
+     "the server closed the connection in the middle of the response headers"),
+    (b"HTTP/1.1 200 OK\r\nContent-Le", Cause.DISCONNECTED,
+     "the server closed the connection in the middle of the response headers"),
+    (b"", Cause.DISCONNECTED, "the server closed the connection without an answer"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc", Cause.DISCONNECTED,
+     "the server closed the connection before the whole body arrived: Not enough data to satisfy "
+     "content length header (received 3 of 100 bytes)."),
+    (b"HELLO\r\n\r\n", Cause.OTHER, "malformed HTTP response: Bad status line: Expected HTTP/, RTSP/ or ICE/"),
+])
+async def test_server_closing_early_is_a_sentence(web_settings, sent: bytes, cause: Cause,
+                                                  sentence: str) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(sent)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        raw = await fetch_via_port(web_settings, port, "http://cut.example/")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert (raw.cause, raw.error) == (cause, sentence)

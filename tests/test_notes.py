@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from checker.errors import InputError
-from checker.notes import glob_match, read_note, scan
+from checker.notes import encoding_notice, glob_match, read_note, scan
 from checker.settings import NotesSettings
 
 
@@ -31,10 +31,9 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_scan_finds_notes_in_order(tree: Path) -> None:
     result = scan([tree], NotesSettings())
-    assert [n.path for n in result.notes] == ["notes/a.markdown", "notes/b.md", "notes/sub/c.md"]
-    assert [(s.path, s.reason.split(" ")[0]) for s in result.skipped] == [
-        ("notes/bin.md", "binary"), ("notes/gbk.md", "not")]
-    assert "invalid byte 0xd6" in result.skipped[1].reason
+    assert [n.path for n in result.notes] == ["notes/a.markdown", "notes/b.md", "notes/gbk.md", "notes/sub/c.md"]
+    assert [(s.path, s.reason.split(" ")[0]) for s in result.skipped] == [("notes/bin.md", "binary")]
+    assert [n.encoding for n in result.notes] == ["utf-8", "utf-8", "gb18030", "utf-8"]
 
 
 def test_text_read_once_and_bom_stripped(tree: Path) -> None:
@@ -170,3 +169,41 @@ def test_extract_does_not_list_urls_of_a_linked_file_outside(linked: Path) -> No
     assert "secret.test" not in result.stdout
     assert "fine.test/a" in result.stdout
     assert "skipped notes/passwd.md: symbolic link to" in result.stderr
+def test_a_gbk_note_is_read_and_its_encoding_recorded(tmp_path: Path) -> None:
+    text = "# 旧笔记\n\n参考 https://example.com/页面 和 [文档](https://example.org/x)。\n"
+    (tmp_path / "gbk.md").write_bytes(text.encode("gbk"))
+    (tmp_path / "utf8.md").write_text("https://example.com/\n", encoding="utf-8")
+    found = scan([tmp_path], NotesSettings())
+    assert found.skipped == ()
+    by_name = {Path(n.path).name: n for n in found.notes}
+    assert by_name["gbk.md"].encoding == "gb18030" and by_name["utf8.md"].encoding == "utf-8"
+    assert found.text(by_name["gbk.md"]) == text and read_note(by_name["gbk.md"]) == text
+    notice = encoding_notice(found.notes)
+    assert notice == f"1 note is not UTF-8 and was read as gb18030 ({by_name['gbk.md'].path}); " \
+                     "set notes.encoding if that is wrong"
+    assert encoding_notice([by_name["utf8.md"]]) is None
+
+
+def test_notes_encoding_setting_wins_over_detection(tmp_path: Path) -> None:
+    # Shift_JIS bytes that GB18030 also decodes (into the wrong characters): detection
+    # cannot know; the setting can.
+    text = "日本語のメモ https://example.jp/\n"
+    (tmp_path / "sjis.md").write_bytes(text.encode("shift_jis"))
+    detected = scan([tmp_path], NotesSettings()).notes[0]
+    assert detected.encoding != "shift_jis"
+    chosen = scan([tmp_path], NotesSettings(encoding="shift_jis"))
+    assert chosen.notes[0].encoding == "shift_jis" and chosen.text(chosen.notes[0]) == text
+    # A note the chosen encoding cannot decode is skipped, saying so.
+    (tmp_path / "gbk.md").write_bytes("中文：笔记".encode("gbk"))
+    skipped = scan([tmp_path], NotesSettings(encoding="ascii")).skipped
+    assert [s.reason.split(":")[0] for s in skipped] == ["not ascii (notes.encoding)"] * 2
+
+
+def test_unknown_notes_encoding_is_a_config_error(tmp_path: Path) -> None:
+    from checker.errors import ConfigError
+    from checker.settings import load_settings
+    with pytest.raises(ConfigError, match="notes.encoding"):
+        load_settings(None, overrides={"notes.encoding": "klingon-8"})
+    with pytest.raises(ConfigError, match="notes.encoding"):
+        load_settings(None, overrides={"notes.encoding": "base64"})
+    assert load_settings(None, overrides={"notes.encoding": "gbk"}).notes.encoding == "gbk"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+
 import pytest
 
 from checker.page import charset_from_content_type, decode_body, extract_title, is_html
@@ -68,3 +70,58 @@ def test_extract_title(html: str, expected: str | None) -> None:
 def test_extract_title_ignores_huge_body_after_head() -> None:
     html = "<html><head><title>Fast</title></head><body>" + "<div>y</div>" * 100_000
     assert extract_title(html) == "Fast"
+
+
+UTF16_HTML = "<html><head><title>双字节 UTF-16 标题</title></head><body>正文</body></html>"
+
+
+@pytest.mark.parametrize("raw, content_type", [
+    (codecs.BOM_UTF16_LE + UTF16_HTML.encode("utf-16-le"), "text/html"),            # BOM, no label
+    (codecs.BOM_UTF16_BE + UTF16_HTML.encode("utf-16-be"), "text/html; charset=utf-8"),   # BOM wins
+    (codecs.BOM_UTF16_LE + UTF16_HTML.encode("utf-16-le"), "text/html; charset=utf-16"),
+    (UTF16_HTML.encode("utf-16-le"), "text/html; charset=utf-16"),    # the label alone means LE
+    (UTF16_HTML.encode("utf-16-be"), "text/html; charset=UTF-16BE"),
+])
+def test_utf16_pages_get_their_title(raw: bytes, content_type: str) -> None:
+    assert extract_title(decode_body(raw, content_type)) == "双字节 UTF-16 标题"
+
+
+def test_utf16_in_a_meta_tag_means_utf8() -> None:
+    # HTML's prescan read the <meta> as ASCII bytes: the page cannot be UTF-16.
+    raw = '<meta charset="utf-16"><title>标题</title>'.encode("utf-8")
+    assert extract_title(decode_body(raw, "text/html")) == "标题"
+
+
+@pytest.mark.parametrize("content_type, raw", [
+    ("text/html; charset=utf-7", b"<title>+ADw-script+AD4-alert(1)+ADw-/script+AD4-</title>"),
+    ("text/html", b'<meta charset="UTF-7"><title>+ADw-script+AD4-x+ADw-/script+AD4-</title>'),
+])
+def test_utf7_is_not_an_encoding_of_the_web(content_type: str, raw: bytes) -> None:
+    # UTF-7 is no WHATWG label: browsers read these bytes as they are, never as "<script>".
+    text = decode_body(raw, content_type)
+    assert "<script" not in text and "+ADw-script" in text
+
+
+@pytest.mark.parametrize("label", ["iso-2022-kr", "hz-gb-2312", "ISO-2022-CN", "csiso2022kr"])
+def test_replacement_labels_decode_to_one_replacement_character(label: str) -> None:
+    # Encoding Standard: these labels name the "replacement" encoding (HZ can smuggle
+    # "<script>" past filters: "~{" switches a decoder into GB2312 mode).
+    raw = b"<title>~{<:Ky2;S{#,~}~{<script>~}</title>"
+    assert decode_body(raw, f"text/html; charset={label}") == "\ufffd"
+    assert decode_body(b"", f"text/html; charset={label}") == ""
+
+
+@pytest.mark.parametrize("label, codec", [
+    ("latin1", "cp1252"), ("ascii", "cp1252"), ("gb2312", "gb18030"), ("x-gbk", "gb18030"),
+    ("shift_jis", "cp932"), ("euc-kr", "cp949"), ("big5", "big5hkscs"), (" KOI8-R ", "koi8_r"),
+])
+def test_labels_map_to_the_standard_decoders(label: str, codec: str) -> None:
+    from checker.charsets import python_codec, whatwg_encoding
+    assert python_codec(whatwg_encoding(label)) == codec
+
+
+@pytest.mark.parametrize("label", ["utf-7", "utf7", "base64", "rot13", "idna", "utf-32", "unicode-escape",
+                                   "x-nonsense", ""])
+def test_labels_browsers_refuse_are_no_labels(label: str) -> None:
+    from checker.charsets import whatwg_encoding
+    assert whatwg_encoding(label) is None

@@ -354,3 +354,11 @@ async def test_head_answered_500_is_settled_by_get(web, web_settings) -> None:
     web.route("/paper.pdf", breaks_on_head)
     probe = await probe_one(web_settings(retries=0), "https://example.com/paper.pdf")
     assert probe.http_status == 200 and probe.method == "GET"
+
+
+async def test_utf16_page_title_and_utf7_is_not_decoded(web, web_settings) -> None:
+    page = "<html><head><title>UTF-16 标题</title></head></html>"
+    web.page("/u16", b"\xff\xfe" + page.encode("utf-16-le"), content_type="text/html; charset=utf-16")
+    web.page("/u7", b"<title>+ADw-script+AD4-</title>", content_type="text/html; charset=utf-7")
+    assert (await probe_one(web_settings(), W + "/u16")).title == "UTF-16 标题"
+    assert (await probe_one(web_settings(), W + "/u7")).title == "+ADw-script+AD4-"

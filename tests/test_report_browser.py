@@ -44,6 +44,11 @@ async def db_counts(engine) -> dict[str, int]:
         return {status: n for status, n in rows if status}
 
 
+async def svg_texts(page: Page, selector: str) -> list[str]:
+    """The text of each SVG element matching ``selector`` (inner_text is for HTML)."""
+    return await page.evaluate("s => [...document.querySelectorAll(s)].map(t => t.textContent)", selector)
+
+
 async def shown(page: Page, selector: str) -> str:
     return (await page.locator(selector).inner_text()).strip()
 
@@ -164,4 +169,88 @@ async def test_script_urls_never_become_links(tmp_path: Path) -> None:
         for link in await page.locator("#links-body span.u").all():
             await link.click()
         assert await page.evaluate("window.__xss === undefined")
+        await browser.close()
+
+
+ROOT = "/home/user/blog/_posts"
+
+
+async def _trend_report(tmp_path: Path, runs: int) -> Path:
+    """A report of notes outside the working directory (absolute paths) with ``runs`` runs."""
+    from datetime import timedelta
+
+    from report_db import T0, Seeder, counts
+    engine = await sqlite_engine(tmp_path / f"t{runs}.db")
+    async with engine.begin() as conn:
+        s = Seeder(conn)
+        for i in range(runs):
+            await s.run(T0 + timedelta(days=3 * i), counts({"ok": 3}, {"alive": 40 - i, "suspect": 5 + i,
+                                                                       "dead": i, "unknown": 2}))
+        await s.note(f"{ROOT}/2016/no-links.md")
+        await s.link("https://a.example/x", status="broken", health="suspect", http_status=404,
+                     history=[("ok", T0), ("broken", T0 + timedelta(days=3))],
+                     cites=[(f"{ROOT}/2016/with-links.md", 7)])
+    report = write_report(await build_report(engine), "html", tmp_path / f"t{runs}.html")
+    await engine.dispose()
+    return report
+
+
+async def test_trend_is_readable_at_a_glance(tmp_path: Path) -> None:
+    """Dates on the axis, link counts on the other, a legend, local time beside UTC,
+    note paths relative to the notes' folder, a legend for the history squares."""
+    executable = chromium_path()
+    many, one = await _trend_report(tmp_path, 6), await _trend_report(tmp_path, 1)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=executable, args=ARGS)
+        context = await browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id="Asia/Shanghai")
+        page = await context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        await page.goto(many.as_uri())
+        await page.wait_for_selector("body[data-ready=true]")
+
+        dates = await svg_texts(page, "svg.trend text.date")
+        assert dates[0] == "May 1" and dates[-1] == "May 16" and 2 <= len(dates) <= 5
+        for width in (1280, 390):                                  # desktop and phone
+            await page.set_viewport_size({"width": width, "height": 900})
+            boxes = await page.evaluate("[...document.querySelectorAll('svg.trend text.axis')]"
+                                        ".map(t => { const b = t.getBoundingClientRect(); "
+                                        "return [b.left, b.right, b.top, b.bottom]; })")
+            card = await page.evaluate("(() => { const b = document.querySelector('svg.trend')"
+                                       ".closest('section').getBoundingClientRect(); return [b.left, b.right]; })()")
+            dates = [b for b in boxes[3:]]
+            assert all(a[1] < b[0] for a, b in zip(dates, dates[1:])), (width, dates)   # no label touches another
+            assert all(card[0] <= b[0] and b[1] <= card[1] for b in boxes), (width, boxes, card)   # none cut off
+        await page.set_viewport_size({"width": 1280, "height": 900})
+        assert await svg_texts(page, "svg.trend text.axis:not(.date)") == ["0", "26", "52"]
+        assert await page.locator("svg.trend polygon").count() == 4
+        assert await page.locator("svg.trend g.run title").count() == 6
+        legend = await page.locator(".trend-legend li").all_inner_texts()
+        assert [item.split()[0] for item in legend] == ["dead", "suspect", "unknown", "alive"]
+        assert legend[0] == "dead 5"                               # the latest run's counts
+
+        # Times: UTC as written, the reader's local time beside it (UTC+8 here).
+        meta = await shown(page, "header .meta")
+        assert "last check 2024-05-04 08:00 UTC (16:00 local time)" in meta
+        changes = await shown(page, "#h-changes + p")
+        assert changes == "What changed in the latest run, started 2024-05-16 08:00 UTC (16:00 local time):"
+
+        # Note paths relative to the folder all notes share, named once in the header.
+        assert await shown(page, "#notes-root") == f"{ROOT}/2016"
+        assert await shown(page, "#links-body td.cites") == "with-links.md:7"
+        legend_text = await shown(page, "#hist-legend")
+        assert "oldest first" in legend_text and all(s in legend_text for s in ("ok", "broken", "soft404"))
+        await page.click("#tab-notes")
+        assert await shown(page, "#tab-notes") == "Notes 2"
+        assert "2 notes read, 1 of them citing no link" in await shown(page, "#notes-explained")
+        await page.screenshot(path=str(tmp_path / "trend.png"), full_page=True)
+
+        # One run is one column, not a band cut in two halves.
+        await page.goto(one.as_uri())
+        await page.wait_for_selector("body[data-ready=true]")
+        assert await page.locator("svg.trend polygon").count() == 0
+        assert await page.locator("svg.trend rect[class^='h-']").count() == 3     # alive, unknown, suspect
+        assert await svg_texts(page, "svg.trend text.date") == ["May 1"]
+        assert "only run so far" in await shown(page, "#h-trend ~ p.small")
+        assert errors == []
         await browser.close()

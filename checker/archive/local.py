@@ -38,6 +38,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from ..errors import ArchiveError
+from ..page import decode_body
 from ..settings import Settings
 from .base import ArchiveJob, ArchiveResult, Outcome, SnapshotRecord
 from .policy import Action
@@ -196,7 +197,7 @@ class LocalBackend:
 
     async def _resources(self, page: Fetched) -> list[Fetched]:
         """The page's own images and stylesheets, bounded in count and total bytes."""
-        soup = BeautifulSoup(page.body, "lxml")
+        soup = _soup(page)
         urls: list[str] = []
         for tag in soup.find_all(["img", "link"]):
             if tag.name == "link" and "stylesheet" not in (tag.get("rel") or []):
@@ -273,7 +274,7 @@ class LocalBackend:
 
     def _write_readable(self, warc: Path, page: Fetched, resources: list[Fetched],
                         captured: datetime) -> Path:
-        soup = BeautifulSoup(page.body, "lxml")
+        soup = _soup(page)
         inline = {r.final_url: r for r in resources} | {r.url: r for r in resources}
         for tag in soup.find_all(["script", "noscript", "iframe", "object", "embed", "base"]):
             tag.decompose()
@@ -320,3 +321,9 @@ def _http_headers(res: Fetched) -> StatusAndHeaders:
     headers = [(k, v) for k, v in res.headers if k.lower() not in skip]
     headers.append(("Content-Length", str(len(res.body))))
     return StatusAndHeaders(f"{res.status} {res.reason or 'OK'}", headers, protocol="HTTP/1.1")
+
+
+def _soup(page: Fetched) -> BeautifulSoup:
+    """The page parsed from the text a browser would read (checker.page: WHATWG decoding),
+    not from Beautiful Soup's own guess, which honours labels such as utf-7."""
+    return BeautifulSoup(decode_body(page.body, page.header("Content-Type") or None), "lxml")

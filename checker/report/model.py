@@ -7,6 +7,7 @@ frozen dataclasses; every renderer (html, json, markdown, csv) reads only this m
 from __future__ import annotations
 
 import gc
+import posixpath
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -100,6 +101,8 @@ class RunPoint:
     links_checked: int
     status: Mapping[str, int]
     health: Mapping[str, int]
+    notes_scanned: int = 0
+    notes_skipped: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +151,7 @@ class ReportModel:
     changes: Changes
     notes: tuple[NoteRow, ...]
     hosts: tuple[HostRow, ...]
+    notes_root: str | None = None      # the folder all (absolute) note paths share, if any
 
     @property
     def empty(self) -> bool:
@@ -197,7 +201,18 @@ def model_from_rows(rows: ReportRows, *, now: datetime | None = None,
     return ReportModel(
         title=title, generated_at=generated_at, last_checked_at=max(checked) if checked else None,
         summary=_summary(link_rows), links=link_rows, runs=run_points,
-        changes=_changes(rows, link_rows), notes=_notes(link_rows), hosts=_hosts(link_rows))
+        changes=_changes(rows, link_rows), notes=_notes(link_rows, rows.note_paths), hosts=_hosts(link_rows),
+        notes_root=notes_root(rows.note_paths))
+
+
+def notes_root(paths: Iterable[str]) -> str | None:
+    """The folder every note path lies under, when they are absolute (paths outside the
+    working directory are stored absolute): the report shows paths relative to it."""
+    paths = list(paths)
+    if not paths or not all(p.startswith("/") for p in paths):
+        return None
+    root = posixpath.commonpath([posixpath.dirname(p) for p in paths])
+    return root if root != "/" else None
 
 
 def _snapshot_rank(s: SnapshotRecord) -> tuple[int, datetime]:
@@ -255,7 +270,7 @@ def _run_point(r: Any) -> RunPoint:
     status = {k: int(v) for k, v in (counts.get("status") or {}).items()}
     health = {k: int(v) for k, v in (counts.get("health") or {}).items()}
     return RunPoint(r.id, r.kind, r.state, r.started_at, r.finished_at, r.links_total,
-                    r.links_checked, status, health)
+                    r.links_checked, status, health, r.notes_scanned, r.notes_skipped)
 
 
 def _changes(rows: ReportRows, links_: tuple[LinkRow, ...]) -> Changes:
@@ -272,12 +287,14 @@ def _changes(rows: ReportRows, links_: tuple[LinkRow, ...]) -> Changes:
     return Changes(since, newly_broken, revived, newly_archived)
 
 
-def _notes(links_: tuple[LinkRow, ...]) -> tuple[NoteRow, ...]:
-    per: dict[str, set[int]] = defaultdict(set)
+def _notes(links_: tuple[LinkRow, ...], paths: Iterable[str] = ()) -> tuple[NoteRow, ...]:
+    # Every note read is listed, a note citing no link with zeros: the count then
+    # matches the notes the audit says it read.
+    per: dict[str, set[int]] = {p: set() for p in paths}
     by_id = {r.id: r for r in links_}
     for r in links_:
         for o in r.occurrences:
-            per[o.file].add(r.id)
+            per.setdefault(o.file, set()).add(r.id)
     out = []
     for path, ids in per.items():
         rs = [by_id[i] for i in ids]

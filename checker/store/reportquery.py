@@ -78,6 +78,8 @@ class RunRecord:
     links_total: int
     links_checked: int
     counts: dict[str, Any] | None
+    notes_scanned: int = 0
+    notes_skipped: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,7 @@ class ReportRows:
     history: dict[int, tuple[tuple[str, datetime], ...]]   # link id -> (status, checked_at), oldest first
     snapshots: tuple[SnapshotRecord, ...]
     runs: tuple[RunRecord, ...]
+    note_paths: tuple[str, ...] = ()     # every note read (not deleted), cited links or not
 
 
 def engine_of(store: Any) -> AsyncEngine:
@@ -110,7 +113,13 @@ async def fetch_report_rows(store: Any, *, active_only: bool = True, history_per
         hist_rows = await _history(conn, {r.id for r in link_rows}, history_per_link)
         snap_rows = await _snapshots(conn, active_only)
         run_rows = await _runs(conn, runs_limit)
-    return ReportRows(link_rows, occ_rows, hist_rows, snap_rows, run_rows)
+        note_paths = await _note_paths(conn)
+    return ReportRows(link_rows, occ_rows, hist_rows, snap_rows, run_rows, note_paths)
+
+
+async def _note_paths(conn: AsyncConnection) -> tuple[str, ...]:
+    result = await conn.execute(select(notes.c.path).where(notes.c.deleted_at.is_(None)).order_by(notes.c.path))
+    return tuple(r[0] for r in result)
 
 
 def _raw(column: Any) -> Any:
@@ -200,12 +209,12 @@ async def _snapshots(conn: AsyncConnection, active_only: bool) -> tuple[Snapshot
 async def _runs(conn: AsyncConnection, limit: int) -> tuple[RunRecord, ...]:
     r = runs.c
     query = (select(r.id, r.kind, r.state, r.started_at, r.finished_at, r.links_total,
-                    r.links_checked, r.counts)
+                    r.links_checked, r.counts, r.notes_scanned, r.notes_skipped)
              # Archive runs check nothing: they would flatten the health trend.
              .where(r.kind != "archive")
              .order_by(r.started_at.desc(), r.id.desc()).limit(max(limit, 2)))
     result = await conn.execute(query)
-    rows = [RunRecord(x[0], x[1], x[2], _utc(x[3]), _utc(x[4]), x[5] or 0, x[6] or 0, x[7])
-            for x in result]
+    rows = [RunRecord(x[0], x[1], x[2], _utc(x[3]), _utc(x[4]), x[5] or 0, x[6] or 0, x[7], x[8] or 0,
+                      x[9] or 0) for x in result]
     rows.reverse()  # oldest first: the trend reads left to right
     return tuple(rows)

@@ -18,8 +18,9 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from ..model import HEALTHS, STATUSES, LinkRow, ReportModel, RunPoint
+from ..model import HEALTHS, STATUSES, LinkRow, ReportModel
 from .json import iso
+from .trend import trend_svg
 
 __all__ = ["HtmlFormat", "script_json", "data_blob", "trend_svg", "STATUS_ORDER", "archive_href"]
 
@@ -28,8 +29,6 @@ STATUS_ORDER = ("broken", "soft404", "timeout", "unreachable", "blocked", "redir
 #: One letter a status in the compact history strings of the blob.
 _HISTORY_CODE = {"ok": "o", "redirect": "r", "broken": "b", "soft404": "s", "timeout": "t",
                  "unreachable": "u", "blocked": "k", "excluded": "x"}
-# Stacked bottom to top in the trend chart.
-_TREND_ORDER = ("alive", "unknown", "suspect", "dead")
 
 
 def script_json(data: Any) -> Markup:
@@ -64,50 +63,34 @@ def data_blob(model: ReportModel) -> dict[str, Any]:
         "statuses": list(STATUSES), "healths": list(HEALTHS), "order": list(STATUS_ORDER),
         "history_codes": {v: k for k, v in _HISTORY_CODE.items()},
         "generated": _ts(model.generated_at),
-        "notes": list(note_index), "hosts": list(host_index), "links": rows,
+        "notes": [_under(path, model.notes_root) for path in note_index], "hosts": list(host_index),
+        "links": rows,
         "note_stats": [[note_index[n.path], n.links, n.failing, n.dead, n.at_risk] for n in model.notes],
         "host_stats": [[host_index[h.host], h.links, h.failing, h.dead, h.blocked, int(h.at_risk)]
                        for h in model.hosts],
     }
 
 
+def _under(path: str, root: str | None) -> str:
+    """A note's path relative to the folder all notes share (named once in the header)."""
+    return path[len(root) + 1:] if root and path.startswith(root + "/") else path
+
+
 def _link_tuple(r: LinkRow, status_index: dict[str, int], host: int, occ: list[int]) -> list[Any]:
     # Positions are read by name in report.js (const L = {...}); keep both in step.
-    final = r.final_url if r.final_url and r.final_url != r.url else None
+    final = r.final_url if _moved(r) else None
     history = "".join(_HISTORY_CODE.get(h.status, "?") for h in r.history)
     return [r.url, status_index.get(r.status, -1) if r.status else -1, r.health, r.http_status,
             final, r.title, r.error, _ts(r.checked_at), r.latency_ms, int(r.at_risk), archive_href(r.archive_url),
             r.archive_service, _ts(r.first_failing_at), host, occ, history, _ts(r.revived_at)]
 
 
-def trend_svg(runs: tuple[RunPoint, ...], width: int = 640, height: int = 150) -> dict[str, Any]:
-    """Stacked health areas over runs, as SVG polygon points computed here (no chart library)."""
-    if not runs:
-        return {"areas": [], "runs": [], "width": width, "height": height}
-    top = max(max(sum(r.health.values()), 1) for r in runs)
-    # One run: draw it as a flat band across the chart rather than a single dot.
-    points = runs if len(runs) > 1 else (runs[0], runs[0])
-    xs = [i * width / (len(points) - 1) for i in range(len(points))]
-
-    def y(value: float) -> str:
-        return f"{height - value * height / top:.1f}"
-
-    base = [0] * len(points)
-    areas = []
-    for key in _TREND_ORDER:
-        upper = [base[i] + points[i].health.get(key, 0) for i in range(len(points))]
-        line = [f"{xs[i]:.1f},{y(upper[i])}" for i in range(len(points))]
-        back = [f"{xs[i]:.1f},{y(base[i])}" for i in reversed(range(len(points)))]
-        areas.append({"key": key, "points": " ".join(line + back)})
-        base = upper
-    marks = [{"x": round(xs[i] if len(runs) > 1 else width / 2, 1), "label": _run_label(r)}
-             for i, r in enumerate(runs)]
-    return {"areas": areas, "runs": marks, "width": width, "height": height, "max": top}
-
-
-def _run_label(r: RunPoint) -> str:
-    counts = ", ".join(f"{k} {r.health.get(k, 0)}" for k in _TREND_ORDER)
-    return f"run {r.id} ({r.kind}) {iso(r.started_at)}: {counts}"
+def _moved(r: LinkRow) -> bool:
+    """True when the link ended elsewhere: not when only the fragment was dropped (a client
+    never sends it, RFC 9110 section 4.2.4) or the final URL is the link's normalised form."""
+    if not r.final_url:
+        return False
+    return r.final_url not in (r.url, r.url.split("#", 1)[0], r.key)
 
 
 @lru_cache(maxsize=1)

@@ -37,7 +37,7 @@ def _summary(model: ReportModel) -> list[str]:
              f"Generated {iso(model.generated_at)}; last check {iso(model.last_checked_at) or 'never'}.", ""]
     if model.empty:
         return lines + ["Nothing has been checked yet: run `linkhealth audit NOTES/` first.", ""]
-    lines += [f"**{s.total}** links: **{s.failing}** failing, {s.at_risk} at risk, "
+    lines += [f"**{s.total}** link{'' if s.total == 1 else 's'}: **{s.failing}** failing, {s.at_risk} at risk, "
               f"{s.archived} archived, {s.unchecked} not checked yet.", "",
               "| status | links |", "| --- | ---: |"]
     lines += [f"| {k} | {s.status.get(k, 0)} |" for k in STATUSES]
@@ -59,12 +59,15 @@ def _changes(model: ReportModel) -> list[str]:
 
 
 def _link_line(r: LinkRow, line: int) -> str:
-    detail = f"{r.status}" + (f" {r.http_status}" if r.http_status else "")
-    text = f"- line {line}: {md_url(r.url)} — {detail}"
-    if r.title:
-        text += f" — {md_text(r.title, 80)}"
-    elif r.error:
-        text += f" — {md_text(r.error, 80)}"
+    # Why it fails, not what the failing page calls itself: a soft 404's title is the
+    # site's error page ("404 Not Found", 微信公众平台); its reason is in the error.
+    if r.error:
+        reason = md_text(r.error, 120)
+    elif r.http_status and not 200 <= r.http_status < 300:
+        reason = f"HTTP {r.http_status}"
+    else:
+        reason = md_text(r.title, 80)     # a soft 404 recorded without a reason: its title is the clue
+    text = f"- line {line}: {md_url(r.url)} — {r.status}" + (f": {reason}" if reason else "")
     if r.archive_url:
         text += f" — [archived copy]({md_url(r.archive_url)})"
     return text

@@ -45,9 +45,24 @@
     if (!ts) return "";
     return new Date(ts * 1000).toISOString().slice(0, 10);
   }
-  function stamp(ts) {
-    return ts ? new Date(ts * 1000).toISOString().slice(0, 16).replace("T", " ") + " UTC" : "";
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  function localStamp(d) {
+    // The date only when it is not the UTC date shown beside it.
+    var date = d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate());
+    return (date === d.toISOString().slice(0, 10) ? "" : date + " ") + pad(d.getHours()) + ":" + pad(d.getMinutes());
   }
+  var LOCAL_IS_UTC = new Date().getTimezoneOffset() === 0 && new Date(0).getTimezoneOffset() === 0;
+  function stamp(ts) {
+    if (!ts) return "";
+    var d = new Date(ts * 1000), utc = d.toISOString().slice(0, 16).replace("T", " ") + " UTC";
+    return LOCAL_IS_UTC ? utc : utc + " (" + localStamp(d) + " local time)";
+  }
+  // The page is written in UTC; the reader's own time goes beside it, computed where it is read.
+  Array.prototype.forEach.call(document.querySelectorAll("time[data-local]"), function (t) {
+    var d = new Date(t.getAttribute("datetime"));
+    if (LOCAL_IS_UTC || isNaN(d)) return;
+    t.parentNode.insertBefore(el("span", "local", " (" + localStamp(d) + " local time)"), t.nextSibling);
+  });
   function timeCell(ts) {
     var td = el("td", "nowrap");
     if (ts) { var t = el("time", null, day(ts)); t.dateTime = new Date(ts * 1000).toISOString(); t.title = stamp(ts); td.appendChild(t); }
