@@ -226,6 +226,9 @@ def report(config: str | None, db: str | None, fmt: str, output: str | None) -> 
 def daemon(paths: tuple[str, ...], config: str | None, db: str | None, **flags: Any) -> None:
     """Keep watch: rescan, recheck when due, archive, and serve the report.
 
+    A saved note is rescanned within seconds (daemon.watch). With a token, browsers
+    sign in at /login; API clients send Authorization: Bearer TOKEN.
+
     \b
     Example:
       linkhealth daemon notes/ --listen 127.0.0.1:8787
