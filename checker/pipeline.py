@@ -163,11 +163,14 @@ async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int 
                       targets: Iterable[Target] | None = None, limit: int | None = None,
                       progress: Progress | None = None, stop: asyncio.Event | None = None,
                       now_fn: Callable[[], datetime] = utcnow,
-                      outcome: CheckOutcome | None = None) -> CheckOutcome:
+                      outcome: CheckOutcome | None = None, limiter=None,
+                      probe_ids: Mapping[str, str] | None = None, session=None) -> CheckOutcome:
     """Check targets (or the links due in the store), record checks and health.
 
     ``outcome``, when given, is filled as checks finish (the caller keeps the counts
-    even when the stage is interrupted).
+    even when the stage is interrupted). The cluster runner passes its ``limiter`` (paced
+    on the database), ``probe_ids`` (one per URL and cycle, so that a retried job stores
+    no second check) and its worker's HTTP ``session``; the embedded runner passes none.
     """
     if targets is None:
         due = await store.due_links(now_fn(), limit=limit)
@@ -179,7 +182,7 @@ async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int 
     if progress:
         progress.start(len(todo))
     rng = random.Random()
-    prober = Prober(settings, host_policy=rules.host_policy)
+    prober = Prober(settings, host_policy=rules.host_policy, limiter=limiter, session=session)
 
     async def sink(target: Target, probe: Probe, verdict: Verdict | None = None) -> None:
         verdict = verdict or await _verdict(prober, target, probe, rules, rng)
@@ -188,7 +191,8 @@ async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int 
         prev = states[target.url].health_state if target.url in states else HealthState()
         state = next_health(prev, verdict.status, checked_at, settings.health)
         due_at = next_check_at(state, verdict.status, checked_at, settings.health, rng)
-        store.record(run_id, result, state, due_at, probe_id=str(uuid.uuid4()))
+        probe_id = (probe_ids or {}).get(target.url) or str(uuid.uuid4())
+        store.record(run_id, result, state, due_at, probe_id=probe_id)
         outcome.checked += 1
         outcome.by_status[verdict.status] += 1
         if progress:
