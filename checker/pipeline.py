@@ -164,19 +164,22 @@ async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int 
                       progress: Progress | None = None, stop: asyncio.Event | None = None,
                       now_fn: Callable[[], datetime] = utcnow,
                       outcome: CheckOutcome | None = None, limiter=None,
-                      probe_ids: Mapping[str, str] | None = None, session=None) -> CheckOutcome:
+                      probe_ids: Mapping[str, str] | None = None, session=None,
+                      states: Mapping | None = None) -> CheckOutcome:
     """Check targets (or the links due in the store), record checks and health.
 
     ``outcome``, when given, is filled as checks finish (the caller keeps the counts
     even when the stage is interrupted). The cluster runner passes its ``limiter`` (paced
     on the database), ``probe_ids`` (one per URL and cycle, so that a retried job stores
-    no second check) and its worker's HTTP ``session``; the embedded runner passes none.
+    no second check), its worker's HTTP ``session`` and the link ``states`` it has just read;
+    the embedded runner passes none.
     """
     if targets is None:
         due = await store.due_links(now_fn(), limit=limit)
         targets = [from_stored(state.url, state.display_url, state.host, settings) for state in due]
     targets = list(targets)
-    states = await store.link_states([t.url for t in targets])
+    if states is None:
+        states = await store.link_states([t.url for t in targets])
     outcome = outcome if outcome is not None else CheckOutcome()
     todo = _plan(targets, states, settings, now_fn(), outcome)
     if progress:

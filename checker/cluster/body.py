@@ -59,8 +59,11 @@ class SlotOutcome:
 
 async def run_slot(store: Any, settings: Settings, rules: RuleSet, pace: PaceSource, job: SlotJob,
                    *, progress: Progress | None = None, stop: asyncio.Event | None = None,
-                   session: Any = None) -> SlotOutcome:
-    """Check the due links of ``job``'s host slot until none is left (or ``stop`` is set)."""
+                   session: Any = None, clock: DbClock | None = None) -> SlotOutcome:
+    """Check the due links of ``job``'s host slot until none is left (or ``stop`` is set).
+
+    ``clock`` is the worker's DbClock (read from the database once), else one per job.
+    """
     out = SlotOutcome()
     limiter = DbPacedLimiter(store, pace)
     done: set[str] = set()
@@ -71,13 +74,16 @@ async def run_slot(store: Any, settings: Settings, rules: RuleSet, pace: PaceSou
         if not fresh:
             break
         out.rounds += 1
-        clock = await DbClock.start(store)
+        limiter.new_round()
+        clock = clock or await DbClock.start(store)
         targets = [from_stored(s.url, s.display_url, s.host, settings) for s in fresh]
         ids = {s.url: cycle_probe_id(s.url, s.checked_at) for s in fresh}
         done.update(ids)
         await check_stage(store, settings, rules, run_id=job.run_id, targets=targets, progress=progress,
                           stop=stop, now_fn=clock.now, outcome=out.check, limiter=limiter, probe_ids=ids,
-                          session=session)
+                          session=session, states={s.url: s for s in fresh})
+        if len(due) < settings.cluster.batch_size:
+            break       # the slot had fewer due links than a batch: all of them are done
     if out.rounds == 0:
         # Two producers, a retried job whose work was stored, or links deleted or no longer
         # cited since the job was queued: nothing to do is a normal end.

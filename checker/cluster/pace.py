@@ -57,6 +57,7 @@ class DbPacedLimiter:
         self._pace = pace
         self._sleep = sleep
         self._deferred: dict[str, float] = {}
+        self._booked: set[str] = set()
 
     def limits(self, host: str) -> HostLimits:
         """One request at a time: the job is one of the host's slots."""
@@ -68,15 +69,26 @@ class DbPacedLimiter:
 
     @asynccontextmanager
     async def slot(self, host: str) -> AsyncIterator[HostLimits]:
-        """Wait for the host's next start as booked on the database, then let one request go."""
+        """Wait for the host's next start as booked on the database, then let one request go.
+
+        With no interval to keep, a start is booked once per batch (``new_round``): it still
+        honours a pause (Retry-After) that any worker wrote, at one round trip per batch
+        instead of one per request.
+        """
         limits = self._pace.limits(host)
         pause = self._deferred.pop(host, None)
         if pause is not None:
             await q.defer_host(self._store, host, pause)
-        wait = await q.reserve_start(self._store, host, limits.interval)
-        if wait > 0:
-            await self._sleep(wait)
+        if limits.interval > 0 or pause is not None or host not in self._booked:
+            self._booked.add(host)
+            wait = await q.reserve_start(self._store, host, limits.interval)
+            if wait > 0:
+                await self._sleep(wait)
         yield limits
+
+    def new_round(self) -> None:
+        """A new batch starts: book its first start on the database again."""
+        self._booked.clear()
 
 
 class DbClock:

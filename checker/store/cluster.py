@@ -11,12 +11,17 @@ same way here in SQL and in :func:`checker.cluster.slots.slot_of` in Python.
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, AsyncIterator
 
 from sqlalchemy import nulls_first, select, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .schema import links
+from ..errors import StoreError
+from .sqlutil import reason
 from .types import LinkState, link_state_from_row
 
 __all__ = ["SLOT_HASH_SQL", "due_hashes", "due_in_slot", "db_now", "reserve_start", "defer_host",
@@ -27,11 +32,26 @@ SLOT_HASH_SQL = "('x' || substr(md5(url), 1, 8))::bit(32)::bigint"
 _DUE = "active AND (checked_at IS NULL OR next_check_at <= now())"
 
 
+@asynccontextmanager
+async def _single(store: Any) -> AsyncIterator[AsyncConnection]:
+    """A connection for one statement, in autocommit: one round trip, no BEGIN/COMMIT.
+
+    A worker books a start for every request: on a busy machine each extra round trip to
+    PostgreSQL costs about a millisecond of a loaded event loop (bench/cluster_bench.py).
+    """
+    try:
+        async with store.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot use database {store.url}: {reason(exc)}") from exc
+
+
 async def due_hashes(store: Any, limit: int) -> list[tuple[str, int]]:
     """(host, slot hash) of up to ``limit`` due links, oldest-due first (the producer's input)."""
     query = text(f"SELECT host, {SLOT_HASH_SQL} AS h FROM links WHERE {_DUE} "
                  "ORDER BY next_check_at NULLS FIRST, id LIMIT :limit")
-    async with store._read() as conn:
+    async with _single(store) as conn:
         return [(host, int(h)) for host, h in await conn.execute(query, {"limit": limit})]
 
 
@@ -41,14 +61,14 @@ async def due_in_slot(store: Any, host: str, slot: int, slots: int, limit: int) 
                                  text(f"{SLOT_HASH_SQL} % :slots = :slot"))
              .order_by(nulls_first(links.c.next_check_at.asc()), links.c.id).limit(limit)
              .params(slots=slots, slot=slot))
-    async with store._read() as conn:
+    async with _single(store) as conn:
         rows = (await conn.execute(query)).mappings().all()
     return [link_state_from_row(row) for row in rows]
 
 
 async def db_now(store: Any) -> datetime:
     """The database server's current time (aware)."""
-    async with store._read() as conn:
+    async with _single(store) as conn:
         return (await conn.execute(text("SELECT clock_timestamp()"))).scalar_one()
 
 
@@ -65,7 +85,7 @@ async def reserve_start(store: Any, host: str, interval: float) -> float:
         "  last_start_at = GREATEST(p.next_start_at, clock_timestamp()), "
         "  next_start_at = GREATEST(p.next_start_at, clock_timestamp()) + make_interval(secs => :interval) "
         "RETURNING EXTRACT(EPOCH FROM (last_start_at - clock_timestamp()))")
-    async with store.begin() as conn:
+    async with _single(store) as conn:
         wait = (await conn.execute(query, {"host": host, "interval": float(interval)})).scalar_one()
     return max(0.0, float(wait))
 
@@ -77,7 +97,7 @@ async def defer_host(store: Any, host: str, seconds: float) -> None:
         "VALUES (:host, clock_timestamp() + make_interval(secs => :s)) "
         "ON CONFLICT (host) DO UPDATE SET next_start_at = "
         "  GREATEST(p.next_start_at, clock_timestamp() + make_interval(secs => :s))")
-    async with store.begin() as conn:
+    async with _single(store) as conn:
         await conn.execute(query, {"host": host, "s": float(seconds)})
 
 
@@ -91,7 +111,7 @@ async def report_worker(store: Any, name: str, *, checks_total: int, per_minute:
         "ON CONFLICT (name) DO UPDATE SET seen_at = now(), checks_total = :total, "
         "  checks_per_minute = :rate, in_flight = :in_flight, "
         "  stopped_at = CASE WHEN :stopped THEN now() END")
-    async with store.begin() as conn:
+    async with _single(store) as conn:
         await conn.execute(query, {"name": name, "total": checks_total, "rate": per_minute,
                                    "in_flight": in_flight, "stopped": stopped})
 
