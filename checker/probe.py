@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
+from .errors import LinkhealthError
 from .http import classify_exception, create_session, read_limited
 from .models import Cause, Hop, HostPolicy, Probe, Status, Target
 from .page import decode_body, extract_title, is_html, is_json
@@ -121,6 +122,10 @@ class Prober:
                 await self._sleep(delay)
             elapsed = self._clock() - t0
             return self._probe(result, attempts, latency, elapsed, started_at)
+        except LinkhealthError:
+            # A fault of the run, not this URL's outcome: the cluster's limiter could not
+            # reach the database to book the request (checker.cluster.pace).
+            raise
         except Exception as exc:   # noqa: BLE001 - one hostile page must not end the run
             log.warning("probe of %s failed unexpectedly: %r", target.url, exc)
             return Probe(url=target.url, cause=Cause.OTHER, attempts=attempts, started_at=started_at,

@@ -110,11 +110,21 @@ class Worker:
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+
+    def wait(self) -> None:
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def stop_all(workers: list[Worker]) -> None:
+    """SIGTERM to every worker at once, then wait for each (a graceful stop in parallel)."""
+    for w in workers:
+        w.stop()
+    for w in workers:
+        w.wait()
 
 
 def _worker_env(db: str, interval: float = INTERVAL) -> dict[str, str]:
@@ -223,8 +233,7 @@ async def test_three_workers_keep_each_hosts_limit_and_interval(tmp_path, pg_url
         assert sum(recording_web.requests.values()) == 24
         await _until(lambda: _rows_with_checks(store), 10, "worker rows with counts", workers)
     finally:
-        for w in workers:
-            w.stop()
+        stop_all(workers)
         await store.close()
 
 
@@ -263,7 +272,93 @@ async def test_a_worker_killed_mid_batch_loses_nothing(tmp_path, pg_url, workers
         assert len(retried) == 3 * PER_HOST, retried            # every slot job of the dead worker
         assert await daemonquery.duplicate_probe_ids(store) == 0
     finally:
-        for w in workers:
-            w.stop()
+        stop_all(workers)
         await store.close()
         await site.close()
+
+
+class PgProxy:
+    """A TCP relay to PostgreSQL that can be cut (every connection dropped, the port closed)
+    and restored on the same port: a database restart or a network cut, as a worker sees it."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = 0
+        self._server: asyncio.AbstractServer | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> "PgProxy":
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def cut(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for w in list(self._writers):
+            w.transport.abort()
+        self._writers.clear()
+        await self._server.wait_closed()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            await self.cut()
+
+
+async def test_worker_cut_off_from_the_database_stops_checking_and_resumes(tmp_path, pg_url, recording_web,
+                                                                            workers):
+    from sqlalchemy import make_url
+    interval = 0.5
+    settings = _settings(tmp_path, pg_url, recording_web.port)
+    store = await _seed(tmp_path, settings, hosts=3, per_host=6)
+    proxy = await PgProxy(make_url(pg_url).port or 5432).start()
+    via_proxy = make_url(pg_url).set(port=proxy.port).render_as_string(hide_password=False)
+    try:
+        worker = Worker(tmp_path, "cut", via_proxy, recording_web.port, concurrency=6, interval=interval)
+        workers.append(worker)
+        await _until(lambda: _live_workers(store, 1), 60, "the worker", workers)
+        await _produce(store, settings)
+        await _until(lambda: _stored_at_least(store, 4), 30, "a few checks", workers)
+        await proxy.cut()                                    # PostgreSQL is gone for the worker
+        cut_at = time.monotonic()
+        await asyncio.sleep(4)
+        late = [t - cut_at for starts in recording_web.starts.values() for t in starts
+                if t > cut_at + interval + 0.5]
+        assert late == [], f"requests started {late} s after the cut"
+        await _until(lambda: _logged(worker, "worker.database_lost"), 30, "the worker's log line", workers)
+        assert worker.proc.poll() is None                   # it waits for the database, it did not die
+        assert await daemonquery.due_count(store, await q.db_now(store)) > 0
+        await proxy.start()                                  # the database is back, same address
+        await _until(lambda: _drained(store), 60, "the worker to resume and finish", workers)
+        assert set((await _checks_per_link(store)).values()) == {1}
+    finally:
+        stop_all(workers)
+        await proxy.close()
+        await store.close()
+
+
+async def _logged(worker: Worker, event: str) -> bool:
+    return bool(worker.events(event))
+
+
+async def _stored_at_least(store: Store, n: int) -> bool:
+    return await daemonquery.stored_check_count(store) >= n

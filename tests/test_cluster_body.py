@@ -193,3 +193,81 @@ async def test_stalled_job_whose_slot_is_queued_again_is_closed_not_lost(tmp_pat
             assert await app.job_manager.get_job_status_async(taken.id) == pjobs.Status.FAILED
     finally:
         await store.close()
+
+
+# -- modes, status and metrics -----------------------------------------------------------------------
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def _python(code: str, *args: str) -> "subprocess.CompletedProcess":
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINKHEALTH_")}
+    env["PYTHONPATH"] = str(REPO)
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env,
+                          timeout=120, cwd=args[-1] if args else None)
+
+
+def test_embedded_audit_and_daemon_import_no_procrastinate(tmp_path):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.md").write_text("[本机](http://127.0.0.1:9/x)\n", encoding="utf-8")
+    code = ("import sys\n"
+            "from checker.cli import main\n"
+            "import checker.daemon, checker.web\n"
+            "try:\n"
+            "    main(['audit', sys.argv[1], '--format', 'json', '-o', sys.argv[2] + '/out.json'])\n"
+            "except SystemExit as e:\n"
+            "    code = e.code\n"
+            "loaded = [m for m in sys.modules if m.split('.')[0] in ('procrastinate', 'psycopg', 'psycopg_pool')]\n"
+            "print('exit', code, 'loaded', loaded)\n")
+    done = _python(code, str(notes), str(tmp_path))
+    assert "exit 0 loaded []" in done.stdout, done.stdout + done.stderr
+
+
+def test_worker_without_the_cluster_extra_says_what_to_install(tmp_path):
+    code = ("import sys\n"
+            "sys.modules['procrastinate'] = None   # as if linkhealth[cluster] were not installed\n"
+            "from checker.cli import main\n"
+            "main(['worker', '--db', 'postgresql+asyncpg://nobody@127.0.0.1:9/none'])\n")
+    done = _python(code, str(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "linkhealth: error: `linkhealth worker` needs the cluster extra (procrastinate): "
+        "pip install 'linkhealth[cluster]'"]
+
+
+@pg
+async def test_status_and_metrics_show_queue_depth_and_workers(tmp_path, pg_url, recording_web):  # noqa: F811
+    from test_cluster import _produce
+
+    from checker.web import Metrics, render_metrics
+
+    settings = _settings(tmp_path, pg_url, recording_web.port)
+    store = await _seed(tmp_path, settings, hosts=2, per_host=3)
+    try:
+        await _produce(store, settings)
+        await q.report_worker(store, "box:42:abc", checks_total=120, per_minute=30.0, in_flight=2)
+        metrics = await render_metrics(store, Metrics(), lease_held=True, now=datetime.now(timezone.utc))
+        assert 'linkhealth_cluster_queue_jobs{queue="checks",state="todo"} 4' in metrics
+        assert 'linkhealth_cluster_worker_checks_per_minute{worker="box:42:abc"} 30.0' in metrics
+        assert "linkhealth_cluster_workers 1" in metrics
+        done = _python("from checker.cli import main; import sys; main(['status', '--db', sys.argv[1]])",
+                       pg_url, str(tmp_path))
+        lines = done.stdout.splitlines()
+        assert lines[0] == "queue: checks 4 waiting / 0 running", done.stdout + done.stderr
+        assert lines[1] == "workers: 1 live, 30.0 checks/min in all"
+        assert lines[2].startswith("  box:42:abc  30.0 checks/min  120 checks  2 jobs running")
+    finally:
+        await store.close()
+
+
+async def test_status_on_the_embedded_database_says_there_is_no_queue(tmp_path):
+    from checker.store import Store
+    from checker.cluster.status import cluster_status, status_lines
+
+    async with await Store.open(f"sqlite:///{tmp_path / 'lh.db'}") as store:
+        status = await cluster_status(store)
+    assert not status.enabled and status_lines(status)[0].startswith("workers: none (embedded mode")

@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 from procrastinate import App, PsycopgConnector, exceptions as pexc, jobs as pjobs
 
+from ..errors import StoreError
 from ..http import create_session
 from ..logs import log_event
 from ..pipeline import utcnow
@@ -49,6 +50,7 @@ log = logging.getLogger("linkhealth.cluster")
 CHECK_QUEUE, ARCHIVE_QUEUE, MAINTENANCE_QUEUE = "checks", "archive", "maintenance"
 ARCHIVE_LOCK = "archive:lane"   # Save Page Now's limits are per account: one lane cluster-wide
 DEFER_CHUNK = 500
+QUEUE_TIMEOUT = 5.0     # seconds a queue operation waits for a database connection
 WRITE_WINDOW = 0.05     # seconds: how long a finished check may wait for its commit
 
 
@@ -86,8 +88,11 @@ def _cron(seconds: float) -> str:
 def build_app(settings: Settings, ctx: _Context | None = None) -> App:
     """The procrastinate App of a database, with linkhealth's tasks registered."""
     ctx = ctx or _Context(settings)
+    # timeout: how long a queue operation waits for a connection. psycopg_pool's 30 s default
+    # would keep a worker cut off from the database in its shutdown for minutes.
     app = App(connector=PsycopgConnector(conninfo=conninfo(settings.db_url), min_size=1,
-                                         max_size=max(4, 2 + settings.check.concurrency // 8)))
+                                         max_size=max(4, 2 + settings.check.concurrency // 8),
+                                         timeout=QUEUE_TIMEOUT))
 
     @app.task(name="check_slot", queue=CHECK_QUEUE, pass_context=True)
     async def check_slot(context: Any, host: str, slot: int, slots: int, run_id: int | None = None) -> dict:
@@ -99,6 +104,12 @@ def build_app(settings: Settings, ctx: _Context | None = None) -> App:
             out = await run_slot(ctx.store, ctx.settings, ctx.rules, ctx.pace, job,
                                  progress=ctx.stats, stop=ctx.stop, session=ctx.session,
                                  clock=ctx.clock)
+        except StoreError as exc:
+            # No start can be booked and no result stored: this job stops here; what it
+            # did not store stays due, and the job is retried once its worker is seen dead.
+            log_event(log, "slot.database_lost", host=host, slot=slot, error=str(exc)[:300],
+                      level=logging.ERROR)
+            raise
         finally:
             if ctx.stats:
                 ctx.stats.in_flight -= 1
@@ -250,12 +261,16 @@ class _Stats:
 async def _report_loop(ctx: _Context, name: str) -> None:
     """Write this worker's row every report_every seconds; a failure is logged, not fatal."""
     assert ctx.stats is not None
+    failing = False
     while True:
         try:
             await q.report_worker(ctx.store, name, checks_total=ctx.stats.total,
                                   per_minute=ctx.stats.per_minute(), in_flight=ctx.stats.in_flight)
+            failing = False
         except Exception as exc:  # noqa: BLE001 - the database may be away: the heartbeat decides
-            log_event(log, "worker.report_failed", error=str(exc)[:200], level=logging.WARNING)
+            if not failing:     # once per outage, not every few seconds
+                log_event(log, "worker.report_failed", error=str(exc)[:200], level=logging.WARNING)
+            failing = True
         await asyncio.sleep(ctx.settings.cluster.report_every)
 
 
