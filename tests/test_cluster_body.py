@@ -271,3 +271,25 @@ async def test_status_on_the_embedded_database_says_there_is_no_queue(tmp_path):
     async with await Store.open(f"sqlite:///{tmp_path / 'lh.db'}") as store:
         status = await cluster_status(store)
     assert not status.enabled and status_lines(status)[0].startswith("workers: none (embedded mode")
+
+
+@pg
+async def test_report_shows_workers_and_queue_depth(tmp_path, pg_url, recording_web):  # noqa: F811
+    from test_cluster import _produce
+
+    from checker.report import build_report, write_report
+
+    settings = _settings(tmp_path, pg_url, recording_web.port)
+    store = await _seed(tmp_path, settings, hosts=2, per_host=3)
+    try:
+        await _produce(store, settings)
+        await q.report_worker(store, "box:7:<b>", checks_total=99, per_minute=12.5, in_flight=1)
+        model = await build_report(store, settings=settings)
+        path = tmp_path / "r.html"
+        write_report(model, "html", path)
+        html = path.read_text(encoding="utf-8")
+        assert 'id="h-cluster"' in html and "1 live worker, 12.5 checks/min in all" in html
+        assert "Queue: checks 4 waiting." in html
+        assert "box:7:&lt;b&gt;" in html and "box:7:<b>" not in html      # escaped like every name
+    finally:
+        await store.close()

@@ -6,6 +6,8 @@ frozen dataclasses; every renderer (html, json, markdown, csv) reads only this m
 
 from __future__ import annotations
 
+import dataclasses
+
 import gc
 from collections import defaultdict
 from contextlib import contextmanager
@@ -148,6 +150,7 @@ class ReportModel:
     changes: Changes
     notes: tuple[NoteRow, ...]
     hosts: tuple[HostRow, ...]
+    cluster: Any = None        # checker.cluster.status.ClusterStatus: workers and queue depth
 
     @property
     def empty(self) -> bool:
@@ -162,7 +165,10 @@ async def build_report(store: Any, *, now: datetime | None = None,
     with _gc_paused():
         rows = await fetch_report_rows(store, history_per_link=HISTORY_PER_LINK,
                                        runs_limit=settings.report.history_runs)
-        return model_from_rows(rows, now=now, title=settings.report.title)
+        model = model_from_rows(rows, now=now, title=settings.report.title)
+    from ..cluster.status import cluster_status   # reads the database only; no procrastinate
+    status = await cluster_status(store)
+    return dataclasses.replace(model, cluster=status) if status.enabled else model
 
 
 @contextmanager
