@@ -293,3 +293,24 @@ async def test_report_shows_workers_and_queue_depth(tmp_path, pg_url, recording_
         assert "box:7:&lt;b&gt;" in html and "box:7:<b>" not in html      # escaped like every name
     finally:
         await store.close()
+
+
+@pg
+async def test_daemon_producer_and_archive_lane_queue_once(tmp_path, pg_url, recording_web):  # noqa: F811
+    from checker.cluster.runner import produce, produce_archive
+
+    settings = _settings(tmp_path, pg_url, recording_web.port)
+    store = await _seed(tmp_path, settings, hosts=3, per_host=4)
+    try:
+        first = await produce(store, settings, load_rules(settings.health))      # the daemon's check job
+        assert (first.due, first.queued) == (12, 6)
+        second = await produce(store, settings, load_rules(settings.health))
+        assert (second.queued, second.already) == (0, 6)
+        assert await produce_archive(settings, 10) is True                       # the daemon's archive job
+        assert await produce_archive(settings, 10) is False                      # one lane, cluster-wide
+        depth = await q.queue_depth(store)
+        assert depth == {("checks", "todo"): 6, ("archive", "todo"): 1}
+        runs = await store.runs()
+        assert [r["kind"] for r in runs] == ["cluster"] and "queued 6 host-slot jobs" in runs[0]["message"]
+    finally:
+        await store.close()

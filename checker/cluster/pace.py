@@ -27,7 +27,7 @@ from ..ratelimit import HostLimits, limits_for
 from ..settings import CheckSettings
 from ..store import cluster as q
 
-__all__ = ["PaceSource", "ConfiguredPace", "DbPacedLimiter", "DbClock"]
+__all__ = ["PaceSource", "ConfiguredPace", "DbPacedLimiter", "DbClock", "pace_for"]
 
 
 class PaceSource(Protocol):
@@ -46,6 +46,11 @@ class ConfiguredPace:
     def limits(self, host: str) -> HostLimits:
         """The configured limits of ``host``."""
         return limits_for(self.check, self.host_policy(host) if self.host_policy else None)
+
+
+def pace_for(check: CheckSettings, host_policy: Callable[[str], HostPolicy | None] | None) -> PaceSource:
+    """The PaceSource of the producer and of every worker: the one place to plug a learned pace in."""
+    return ConfiguredPace(check, host_policy)
 
 
 class DbPacedLimiter:

@@ -19,6 +19,7 @@ periodic tick once per cluster).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -39,7 +40,7 @@ from ..rules import RuleSet, load_rules
 from ..settings import Settings
 from ..store import Store, cluster as q, normalize_url
 from .body import run_slot
-from .pace import ConfiguredPace, DbClock, PaceSource
+from .pace import DbClock, PaceSource, pace_for
 from .slots import LOCK_PREFIX, SlotJob, plan_slot_jobs
 
 __all__ = ["build_app", "conninfo", "enqueue_due", "enqueue_archive", "run_worker", "retry_stalled_jobs",
@@ -168,8 +169,12 @@ async def enqueue_due(store: Any, app: App, settings: Settings, pace: PaceSource
     if not due:
         return ProduceOutcome(0, 0, 0, None)
     queued = frozenset(await q.queued_locks(store, LOCK_PREFIX))
+    jobs = plan_slot_jobs(due, lambda host: pace.limits(host).per_host, skip_locks=queued)
+    if not jobs:    # every slot with due links already waits: no run row for an idle tick
+        log_event(log, "cluster.enqueued", due=len(due), jobs=0, already_queued=len(queued))
+        return ProduceOutcome(len(due), 0, len(queued), None)
     run_id = await store.start_run("cluster", utcnow())
-    jobs = plan_slot_jobs(due, lambda host: pace.limits(host).per_host, run_id=run_id, skip_locks=queued)
+    jobs = [dataclasses.replace(job, run_id=run_id) for job in jobs]
     added, already = await _defer(app, jobs)
     already += len(queued)
     await store.finish_run(run_id, state="done", now=utcnow(), links_total=len(due),
@@ -219,7 +224,7 @@ async def produce(store: Any, settings: Settings, rules: RuleSet) -> ProduceOutc
     """The daemon's check job in cluster mode: one producer cycle on its own connection pool."""
     app = build_app(settings)
     async with app.open_async():
-        return await enqueue_due(store, app, settings, ConfiguredPace(settings.check, rules.host_policy))
+        return await enqueue_due(store, app, settings, pace_for(settings.check, rules.host_policy))
 
 
 async def produce_archive(settings: Settings, limit: int | None) -> bool:
@@ -280,7 +285,7 @@ async def run_worker(settings: Settings, *, name: str | None = None, concurrency
     name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     concurrency = concurrency or settings.check.concurrency
     ctx = _Context(settings, rules=load_rules(settings.health), stop=asyncio.Event(), stats=_Stats())
-    ctx.pace = ConfiguredPace(settings.check, ctx.rules.host_policy)
+    ctx.pace = pace_for(settings.check, ctx.rules.host_policy)
     stopping = asyncio.Event()
     current: list[asyncio.Task] = []
 
