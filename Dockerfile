@@ -14,7 +14,8 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY checker ./checker
 COPY config ./config
-RUN pip install --no-cache-dir . \
+# The cluster extra (procrastinate, psycopg) too: the same image runs `linkhealth worker`.
+RUN pip install --no-cache-dir ".[cluster]" \
  && useradd --create-home --uid 10001 linkhealth \
  && mkdir -p /data && chown linkhealth:linkhealth /data
 

@@ -291,6 +291,39 @@ def fix(paths: tuple[str, ...], config: str | None, db: str | None, apply_: bool
     sys.exit(run_fix_command(_settings(config, db), paths, apply=apply_))
 
 
+@main.command()
+@_common_options
+@_check_options
+@_edge
+def worker(config: str | None, db: str | None, **flags: Any) -> None:
+    """Run checks from the cluster queue (PostgreSQL + procrastinate) until stopped.
+
+    Any number of workers, on any machines, share one PostgreSQL database; the daemon with
+    [cluster] enabled = true queues the due links. --concurrency is jobs (host slots) at once.
+
+    \b
+    Example:
+      linkhealth worker --db postgresql+asyncpg://linkhealth@db/linkhealth --concurrency 64
+    """
+    from .cluster.commands import run_worker_command
+    settings = _settings(config, db, **flags)
+    sys.exit(run_worker_command(settings, concurrency=flags.get("concurrency")))
+
+
+@main.command()
+@_common_options
+@_edge
+def status(config: str | None, db: str | None) -> None:
+    """Print the cluster's state: queue depth, live workers and their checks per minute.
+
+    \b
+    Example:
+      linkhealth status --db postgresql+asyncpg://linkhealth@db/linkhealth
+    """
+    from .cluster.commands import cluster_status_text
+    click.echo(cluster_status_text(_settings(config, db)))
+
+
 @main.group()
 def db() -> None:
     """Database maintenance.

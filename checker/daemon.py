@@ -481,6 +481,11 @@ class Daemon:
 
     async def _check_job(self) -> None:
         """Check due links in batches of batch_size until none is due (or a stop)."""
+        if self.settings.cluster.enabled:
+            # Cluster mode: `linkhealth worker` processes check; this daemon only queues.
+            from .cluster.runner import produce
+            await produce(self.store, self.settings, self.rules)
+            return
         batch = self.settings.daemon.batch_size
         while not self._stop_work.is_set():
             if not await self.store.due_links(utcnow(), limit=1):
@@ -558,6 +563,13 @@ class Daemon:
         plan_archive, run_archive = functions
         started = time.monotonic()
         plan = _as_dict(await plan_archive(self.store, self.settings, utcnow()))
+        if self.settings.cluster.enabled:
+            # The archive lane runs on a worker, under one cluster-wide lock (Save Page Now's
+            # limits are per account).
+            from .cluster.runner import produce_archive
+            queued = await produce_archive(self.settings, self.settings.daemon.batch_size)
+            log_event(log, "archive.queued", lane_job=queued, **{f"plan_{k}": v for k, v in plan.items()})
+            return
         # On SIGTERM no new archive request starts (lookups, saves, polls, page fetches);
         # the queue keeps what is left for the next start.
         summary = await run_archive(self.store, self.settings, now_fn=utcnow,

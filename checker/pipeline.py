@@ -196,23 +196,29 @@ async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int 
                       targets: Iterable[Target] | None = None, limit: int | None = None,
                       progress: Progress | None = None, stop: asyncio.Event | None = None,
                       now_fn: Callable[[], datetime] = utcnow,
-                      outcome: CheckOutcome | None = None) -> CheckOutcome:
+                      outcome: CheckOutcome | None = None, limiter=None,
+                      probe_ids: Mapping[str, str] | None = None, session=None,
+                      states: Mapping | None = None) -> CheckOutcome:
     """Check targets (or the links due in the store), record checks and health.
 
     ``outcome``, when given, is filled as checks finish (the caller keeps the counts
-    even when the stage is interrupted).
+    even when the stage is interrupted). The cluster runner passes its ``limiter`` (paced
+    on the database), ``probe_ids`` (one per URL and cycle, so that a retried job stores
+    no second check), its worker's HTTP ``session`` and the link ``states`` it has just read;
+    the embedded runner passes none.
     """
     if targets is None:
         due = await store.due_links(now_fn(), limit=limit)
         targets = [from_stored(state.url, state.display_url, state.host, settings) for state in due]
     targets = list(targets)
-    states = await store.link_states([t.url for t in targets])
+    if states is None:
+        states = await store.link_states([t.url for t in targets])
     outcome = outcome if outcome is not None else CheckOutcome()
     todo = _plan(targets, states, settings, now_fn(), outcome)
     if progress:
         progress.start(len(todo))
     rng = random.Random()
-    prober = Prober(settings, host_policy=rules.host_policy)
+    prober = Prober(settings, host_policy=rules.host_policy, limiter=limiter, session=session)
 
     async def sink(target: Target, probe: Probe, verdict: Verdict | None = None) -> None:
         verdict = verdict or await _verdict(prober, target, probe, rules, rng)
@@ -223,8 +229,9 @@ async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int 
                                     settings=settings, rng=rng)
         state, due_at = advance(prev)
         # The store applies ``advance`` to the health it holds when it writes: another
-        # audit may have checked this link since ``prev`` was read.
-        store.record(run_id, result, state, due_at, probe_id=str(uuid.uuid4()), advance=advance)
+        # audit (or worker) may have checked this link since ``prev`` was read.
+        probe_id = (probe_ids or {}).get(target.url) or str(uuid.uuid4())
+        store.record(run_id, result, state, due_at, probe_id=probe_id, advance=advance)
         outcome.checked += 1
         outcome.by_status[verdict.status] += 1
         if progress:

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
+from .errors import LinkhealthError
 from .http import classify_exception, create_session, read_limited
 from .models import Cause, Hop, HostPolicy, Probe, Status, Target
 from .page import decode_body, extract_title, is_html, is_json
@@ -70,7 +71,9 @@ class Prober:
                  host_policy: Callable[[str], HostPolicy | None] | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  clock: Callable[[], float] = time.monotonic,
-                 rand: Callable[[], float] = random.random) -> None:
+                 rand: Callable[[], float] = random.random,
+                 limiter: Limiter | None = None,
+                 session: aiohttp.ClientSession | None = None) -> None:
         self.settings = settings
         self._check = settings.check
         self._host_policy = host_policy
@@ -78,18 +81,22 @@ class Prober:
         self._clock = clock
         self._rand = rand
         self._session: aiohttp.ClientSession | None = None
+        # A given limiter (the cluster's, paced on the database) replaces the in-process one.
+        self._given_limiter = limiter
+        # A given session (a cluster worker's, shared by its jobs) is used, and not closed, here.
+        self._given_session = session
         self._limiter: Limiter | None = None
 
     async def __aenter__(self) -> "Prober":
-        self._session = create_session(self.settings, host_policy=self._host_policy)
-        self._limiter = Limiter(self._check, host_policy=self._host_policy,
-                                sleep=self._sleep, clock=self._clock)
+        self._session = self._given_session or create_session(self.settings, host_policy=self._host_policy)
+        self._limiter = self._given_limiter or Limiter(self._check, host_policy=self._host_policy,
+                                                       sleep=self._sleep, clock=self._clock)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._session is not None:
+        if self._session is not None and self._session is not self._given_session:
             await self._session.close()
-            self._session = None
+        self._session = None
 
     # -- one URL -------------------------------------------------------------------------
 
@@ -115,6 +122,10 @@ class Prober:
                 await self._sleep(delay)
             elapsed = self._clock() - t0
             return self._probe(result, attempts, latency, elapsed, started_at)
+        except LinkhealthError:
+            # A fault of the run, not this URL's outcome: the cluster's limiter could not
+            # reach the database to book the request (checker.cluster.pace).
+            raise
         except Exception as exc:   # noqa: BLE001 - one hostile page must not end the run
             log.warning("probe of %s failed unexpectedly: %r", target.url, exc)
             return Probe(url=target.url, cause=Cause.OTHER, attempts=attempts, started_at=started_at,

@@ -21,8 +21,8 @@ from .errors import ConfigError
 
 __all__ = [
     "Settings", "NotesSettings", "CheckSettings", "HealthSettings", "ArchiveSettings",
-    "ReportSettings", "DaemonSettings", "load_settings", "parse_duration", "parse_connect_to",
-    "ConnectTo", "DEFAULT_CONFIG_FILE", "setting_of_env", "known_keys",
+    "ReportSettings", "DaemonSettings", "ClusterSettings", "load_settings", "parse_duration",
+    "parse_connect_to", "ConnectTo", "DEFAULT_CONFIG_FILE", "setting_of_env", "known_keys",
 ]
 
 DEFAULT_CONFIG_FILE = Path("config/linkhealth.toml")
@@ -156,6 +156,19 @@ class DaemonSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """Cluster mode (PostgreSQL + procrastinate, `linkhealth worker`); see README "Workers"."""
+
+    enabled: bool = False              # the daemon enqueues due links for workers instead of checking
+    batch_size: int = 100              # links a slot job takes from the database at a time
+    enqueue_limit: int = 200000        # due links the producer reads per cycle
+    heartbeat: Seconds = 10.0          # how often a worker tells procrastinate it is alive
+    stalled_after: Seconds = 60.0      # no heartbeat for this long: the worker's jobs are retried
+    stalled_check: Seconds = 60.0      # how often a worker looks for stalled jobs
+    report_every: Seconds = 10.0       # how often a worker writes its counters (status, /metrics)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting of linkhealth; build with :func:`load_settings`."""
 
@@ -167,6 +180,7 @@ class Settings:
     archive: ArchiveSettings = field(default_factory=ArchiveSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     config_file: str | None = None   # where the file layer came from, for messages
 
     # Derived paths: the embedded defaults live under data_dir.
@@ -430,6 +444,11 @@ def _validate(settings: Settings) -> None:
         "health.dead_after_checks": settings.health.dead_after_checks,
         "daemon.batch_size": settings.daemon.batch_size,
         "daemon.session_max_age": settings.daemon.session_max_age,
+        "cluster.batch_size": settings.cluster.batch_size,
+        "cluster.enqueue_limit": settings.cluster.enqueue_limit,
+        "cluster.heartbeat": settings.cluster.heartbeat,
+        "cluster.stalled_check": settings.cluster.stalled_check,
+        "cluster.report_every": settings.cluster.report_every,
     }
     for key, value in positive.items():
         if value <= 0:
@@ -448,6 +467,9 @@ def _validate(settings: Settings) -> None:
     if settings.notes.encoding and not is_text_codec(settings.notes.encoding):
         raise ConfigError(f"notes.encoding: unknown text encoding {settings.notes.encoding!r} "
                           "(use a name such as gb18030, big5, shift_jis, cp1252)", source=src, key="notes.encoding")
+    if settings.cluster.stalled_after <= settings.cluster.heartbeat:
+        raise ConfigError("cluster.stalled_after must be longer than cluster.heartbeat",
+                          source=src, key="cluster.stalled_after")
     if settings.daemon.log_format not in ("keyvalue", "json"):
         raise ConfigError("daemon.log_format must be keyvalue or json", source=src, key="daemon.log_format")
     for value in c.connect_to:

@@ -177,6 +177,9 @@ async def render_metrics(store: Any, metrics: Metrics, *, lease_held: bool, now:
                [({}, 1 if lease_held else 0)])
     out.family("linkhealth_process_start_time_seconds", "gauge", "When this process started (unix time).",
                [({}, metrics.started_at)])
+    from .cluster.status import cluster_status, metric_families   # workers, queue depth (cluster mode)
+    for family in metric_families(await cluster_status(store)):
+        out.family(*family)
     return out.text()
 
 

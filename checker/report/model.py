@@ -6,6 +6,7 @@ frozen dataclasses; every renderer (html, json, markdown, csv) reads only this m
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import posixpath
 from collections import defaultdict
@@ -152,6 +153,7 @@ class ReportModel:
     notes: tuple[NoteRow, ...]
     hosts: tuple[HostRow, ...]
     notes_root: str | None = None      # the folder all (absolute) note paths share, if any
+    cluster: Any = None        # checker.cluster.status.ClusterStatus: workers and queue depth
 
     @property
     def empty(self) -> bool:
@@ -166,7 +168,10 @@ async def build_report(store: Any, *, now: datetime | None = None,
     with _gc_paused():
         rows = await fetch_report_rows(store, history_per_link=HISTORY_PER_LINK,
                                        runs_limit=settings.report.history_runs)
-        return model_from_rows(rows, now=now, title=settings.report.title)
+        model = model_from_rows(rows, now=now, title=settings.report.title)
+    from ..cluster.status import cluster_status   # reads the database only; no procrastinate
+    status = await cluster_status(store)
+    return dataclasses.replace(model, cluster=status) if status.enabled else model
 
 
 @contextmanager

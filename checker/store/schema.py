@@ -10,6 +10,11 @@ Tables:
   snapshots      archived copies (Wayback captures, local WARC records)
   archive_jobs   the archive queue: survives restarts, nothing submitted twice
   leases         named leases with expiry (one daemon per database)
+  host_clock     cluster mode: each host's next allowed request start, on the database clock
+  cluster_workers cluster mode: each `linkhealth worker` process and its check rate
+
+The cluster mode's queue itself (procrastinate's tables, PostgreSQL only) is created by
+migration 0005 from a frozen copy of procrastinate's schema; it is not described here.
 """
 
 from __future__ import annotations
@@ -25,8 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 __all__ = ["UTCDateTime", "to_utc", "url_digest", "metadata", "notes", "links", "occurrences", "runs", "checks",
-           "snapshots",
-           "archive_jobs", "leases"]
+           "snapshots", "archive_jobs", "leases", "host_clock", "cluster_workers"]
 
 # Naming convention so that Alembic migrations get stable constraint names on
 # both SQLite (batch mode) and PostgreSQL.
@@ -206,4 +210,22 @@ leases = Table(
     Column("name", String(64), primary_key=True),
     Column("owner", String(128), nullable=False),
     Column("expires_at", TS, nullable=False),
+)
+
+host_clock = Table(
+    "host_clock", metadata,
+    Column("host", Text, primary_key=True),
+    Column("next_start_at", TS, nullable=False),   # no request to the host starts before it
+    Column("last_start_at", TS),
+)
+
+cluster_workers = Table(
+    "cluster_workers", metadata,
+    Column("name", String(128), primary_key=True),   # host:pid:random of one worker process
+    Column("started_at", TS, nullable=False),
+    Column("seen_at", TS, nullable=False),           # the database clock at its last report
+    Column("checks_total", BigInteger, nullable=False, default=0),
+    Column("checks_per_minute", Float, nullable=False, default=0.0),
+    Column("in_flight", Integer, nullable=False, default=0),
+    Column("stopped_at", TS),
 )

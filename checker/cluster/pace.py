@@ -1,0 +1,118 @@
+"""Per-host pace in the cluster: where a host's limits come from, and a limiter paced on the database.
+
+:class:`PaceSource` is the one seam the workers and the producer ask for a host's limits
+(per-host concurrency = its number of slots, minimum interval between request starts).
+:class:`ConfiguredPace` answers from the settings and the site rules, exactly as the
+embedded :class:`~checker.ratelimit.Limiter` does (:func:`~checker.ratelimit.limits_for`);
+a learned per-host pace plugs in as another PaceSource.
+
+:class:`DbPacedLimiter` is what the probe engine sees in a worker instead of the in-process
+Limiter: each request start is booked on the host's ``host_clock`` row (database clock), so
+the interval holds across every worker; concurrency needs no semaphore because a slot job
+runs its URLs one at a time. A worker cut off from the database cannot book a start, and so
+stops checking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
+
+from ..models import HostPolicy
+from ..ratelimit import HostLimits, limits_for
+from ..settings import CheckSettings
+from ..store import cluster as q
+
+__all__ = ["PaceSource", "ConfiguredPace", "DbPacedLimiter", "DbClock", "pace_for"]
+
+
+class PaceSource(Protocol):
+    """A host's effective limits (per_host = its slots, interval = seconds between starts)."""
+
+    def limits(self, host: str) -> HostLimits: ...
+
+
+@dataclass(frozen=True)
+class ConfiguredPace:
+    """Limits from the settings, overridden by site rules: the embedded mode's limits."""
+
+    check: CheckSettings
+    host_policy: Callable[[str], HostPolicy | None] | None = None
+
+    def limits(self, host: str) -> HostLimits:
+        """The configured limits of ``host``."""
+        return limits_for(self.check, self.host_policy(host) if self.host_policy else None)
+
+
+def pace_for(check: CheckSettings, host_policy: Callable[[str], HostPolicy | None] | None) -> PaceSource:
+    """The PaceSource of the producer and of every worker: the one place to plug a learned pace in."""
+    return ConfiguredPace(check, host_policy)
+
+
+class DbPacedLimiter:
+    """The probe engine's limiter in a worker: each start booked on the host's pace row."""
+
+    def __init__(self, store: Any, pace: PaceSource, *,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self._store = store
+        self._pace = pace
+        self._sleep = sleep
+        self._deferred: dict[str, float] = {}
+        self._booked: set[str] = set()
+
+    def limits(self, host: str) -> HostLimits:
+        """One request at a time: the job is one of the host's slots."""
+        return replace(self._pace.limits(host), per_host=1)
+
+    def defer(self, host: str, seconds: float) -> None:
+        """Delay every later request to ``host``, on every worker (written before the next start)."""
+        self._deferred[host] = max(seconds, self._deferred.get(host, 0.0))
+
+    @asynccontextmanager
+    async def slot(self, host: str) -> AsyncIterator[HostLimits]:
+        """Wait for the host's next start as booked on the database, then let one request go.
+
+        With no interval to keep, a start is booked once per batch (``new_round``): it still
+        honours a pause (Retry-After) that any worker wrote, at one round trip per batch
+        instead of one per request.
+        """
+        limits = self._pace.limits(host)
+        pause = self._deferred.pop(host, None)
+        if pause is not None:
+            await q.defer_host(self._store, host, pause)
+        if limits.interval > 0 or pause is not None or host not in self._booked:
+            self._booked.add(host)
+            wait = await q.reserve_start(self._store, host, limits.interval)
+            if wait > 0:
+                await self._sleep(wait)
+        yield limits
+
+    def new_round(self) -> None:
+        """A new batch starts: book its first start on the database again."""
+        self._booked.clear()
+
+
+class DbClock:
+    """Wall time from the database's clock, advanced by this process's monotonic clock.
+
+    checked_at and next_check_at are computed with it: a worker whose own clock is off still
+    writes the times every other process agrees on.
+    """
+
+    def __init__(self, base: datetime, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._base = base
+        self._monotonic = monotonic
+        self._t0 = monotonic()
+
+    @classmethod
+    async def start(cls, store: Any, *, monotonic: Callable[[], float] = time.monotonic) -> "DbClock":
+        """Read the database's time now."""
+        return cls(await q.db_now(store), monotonic=monotonic)
+
+    def now(self) -> datetime:
+        """The database's current time, as estimated here."""
+        return self._base + timedelta(seconds=self._monotonic() - self._t0)
