@@ -225,7 +225,8 @@ def _default_backends(settings: Settings, sessions: _Sessions, runner: "_Runner"
         if service == "local":
             out.append(LocalBackend(settings, http_fetcher(sessions.pages, settings.check.max_redirects),
                                     now=runner.now_fn,
-                                    known_digest=lambda link_id, d: aq.local_snapshot_with_digest(store, link_id, d)))
+                                    known_digest=lambda link_id, d: aq.local_snapshot_with_digest(store, link_id, d),
+                                    resource_index=aq.StoreResourceIndex(store, runner.now_fn)))
         elif service == "wayback":
             out.append(WaybackBackend(settings, sessions.wayback, runner.lane("wayback"),
                                       environ=environ, sleep=sleep, clock=clock))
