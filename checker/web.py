@@ -5,6 +5,7 @@
     GET /api/runs         recent runs (?limit=)
     GET /healthz          200 while the scheduler runs and the database answers, else 503
     GET /metrics          Prometheus text format (version 0.0.4)
+    GET /archive/...      local copies and WARC files (checker/webarchive.py)
 
 When a token is configured every endpoint but ``/healthz`` needs ``Authorization:
 Bearer <token>``; listening on anything but loopback without a token is refused
@@ -35,6 +36,7 @@ from aiohttp import web
 from .errors import ConfigError
 from .settings import Settings
 from .store import daemonquery
+from .webarchive import archive_route
 
 __all__ = [
     "Metrics", "create_app", "start_web", "parse_listen", "is_loopback", "check_exposure",
@@ -373,6 +375,7 @@ def create_app(store: Any, settings: Settings, *, metrics: Metrics, state: Calla
     app.router.add_get("/api/runs", _runs)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/archive/{path:.*}", archive_route(settings.archive_dir))
     return app
 
 

@@ -23,7 +23,7 @@ from typing import Any, Awaitable, Callable, Mapping
 from ..errors import ArchiveError
 from ..settings import Settings
 from ..store import archivequeue as aq
-from .base import ArchiveJob, ArchiveResult, Backend, Outcome, Registry, SnapshotRecord
+from .base import ArchiveJob, ArchiveResult, Backend, Fidelity, Outcome, Registry, SnapshotRecord
 from .policy import Action, JobState, PlannedJob, plan
 from .queue import CircuitBreaker, DayWindow, Lane, TokenBucket, backoff_delay
 
@@ -79,6 +79,7 @@ class SnapshotInfo:
     http_status: int | None
     digest: str | None
     available: bool     # local: the WARC file is there; wayback: always True
+    fidelity: Fidelity | None = None     # local copies: measured after writing
 
 
 def save_services(settings: Settings, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
@@ -110,7 +111,7 @@ async def show_snapshots(store: Any, url: str) -> list[SnapshotInfo]:
         r = s.record
         available = r.service != "local" or bool(r.local_path and Path(r.local_path).is_file())
         out.append(SnapshotInfo(s.url, r.service, r.archive_url, r.local_path, r.captured_at,
-                                r.http_status, r.digest, available))
+                                r.http_status, r.digest, available, r.fidelity))
     return out
 
 
