@@ -25,7 +25,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-__all__ = ["png", "install", "WECHAT_URL", "CSDN_URL", "HOSTILE_URL", "WECHAT_TEXT", "CSDN_TEXT",
+__all__ = ["png", "install", "hotlink_response", "WECHAT_JS", "WECHAT_CSS", "WECHAT_URL", "CSDN_URL", "HOSTILE_URL", "WECHAT_TEXT", "CSDN_TEXT",
            "NOT_ALLOWED", "FONT_FILE", "wechat_article", "PICTURES"]
 
 WECHAT_URL = "https://mp.weixin.qq.com/s/Lh_Test-Article_01"
@@ -124,6 +124,15 @@ document.getElementById('js_content').style.visibility = 'visible';
 </body></html>"""
 
 
+#: The article's own script (shape of WeChat's): shows the body and loads the lazy pictures.
+#: Kept in the WARC for replay tools; never in the readable copy.
+WECHAT_JS = """(function () {
+  var c = document.getElementById('js_content');
+  if (c) { c.style.visibility = 'visible'; c.style.opacity = 1; }
+  var imgs = document.querySelectorAll('img[data-src]');
+  for (var i = 0; i < imgs.length; i++) imgs[i].src = imgs[i].getAttribute('data-src');
+})();"""
+
 WECHAT_CSS = """.rich_media_title{font-size:22px;line-height:1.4;margin-bottom:14px}
 .rich_media_area_primary{padding:20px 16px 12px;background-color:#fafafa}
 .profile_avatar{border-radius:50%}"""
@@ -191,14 +200,18 @@ HOSTILE_PAGE = """<!DOCTYPE html>
 </main></body></html>"""
 
 
-def _not_allowed_unless_own_referer(body: bytes):
+def hotlink_response(request: web.Request, body: bytes) -> web.Response:
     """mmbiz.qpic.cn's hotlink rule: a foreign Referer gets the "not allowed" picture."""
+    referer = request.headers.get("Referer", "")
+    if referer and not referer.startswith(("https://mp.weixin.qq.com/", "http://mp.weixin.qq.com/")):
+        return web.Response(body=NOT_ALLOWED, content_type="image/png")
+    # The real host serves JPEG-named URLs with whatever type: sniffing must not care.
+    return web.Response(body=body, content_type="image/jpeg" if "jpg" in request.path else "image/png")
+
+
+def _not_allowed_unless_own_referer(body: bytes):
     async def handler(request: web.Request) -> web.Response:
-        referer = request.headers.get("Referer", "")
-        if referer and not referer.startswith(("https://mp.weixin.qq.com/", "http://mp.weixin.qq.com/")):
-            return web.Response(body=NOT_ALLOWED, content_type="image/png")
-        # The real host serves JPEG-named URLs with whatever type: sniffing must not care.
-        return web.Response(body=body, content_type="image/jpeg" if "jpg" in request.path else "image/png")
+        return hotlink_response(request, body)
     return handler
 
 
@@ -211,6 +224,8 @@ def install(web_server) -> None:
             web_server.page(path, body, content_type="image/png")
     web_server.page("/s/Lh_Test-Article_01", wechat_article())
     web_server.page("/mmbizappmsg/zh_CN/htmledition/appmsg_lh.css", WECHAT_CSS, content_type="text/css")
+    web_server.page("/mmbizappmsg/zh_CN/htmledition/js/appmsg_lh.js", WECHAT_JS,
+                    content_type="application/javascript")
     web_server.page("/lhtest/article/details/123456789", CSDN_PAGE)
     web_server.page("/release/blogv2/dist/pc/css/detail_enter-lh.css", CSDN_CSS, content_type="text/css")
     web_server.page("/release/blogv2/dist/pc/css/fonts-lh.css", CSDN_FONTS_CSS, content_type="text/css")

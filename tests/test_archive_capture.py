@@ -208,7 +208,8 @@ async def test_shared_resources_become_revisits_across_captures(archive_store, w
     logo = "https://mmbiz.qpic.cn/mmbiz_png/LhLogo/0?wx_fmt=png"
     css = "https://res.wx.qq.com/mmbizappmsg/zh_CN/htmledition/appmsg_lh.css"
     photo_b = "https://mmbiz.qpic.cn/mmbiz_jpg/LhPhotoB/640?wx_fmt=jpeg"
-    assert set(revisits) == {logo, css, photo_b, "https://mmbiz.qpic.cn/mmbiz_png/LhBackground/640?wx_fmt=png"}
+    script = "https://res.wx.qq.com/mmbizappmsg/zh_CN/htmledition/js/appmsg_lh.js"
+    assert set(revisits) == {logo, css, photo_b, script, "https://mmbiz.qpic.cn/mmbiz_png/LhBackground/640?wx_fmt=png"}
     first_recs = {u: h for t, u, h in records(first["local_path"]) if t == "response"}
     for uri, headers in revisits.items():
         assert headers.get_header("WARC-Refers-To-Target-URI") == uri

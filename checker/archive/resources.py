@@ -31,7 +31,7 @@ _CSS_IMPORT = re.compile(r"""@import\s+(?:url\(\s*)?(?P<q>['"]?)(?P<url>[^'")\s;
 
 @dataclass(frozen=True, slots=True)
 class Ref:
-    """A resource a page needs: absolute URL, kind (image, stylesheet, css, icon) and Referer."""
+    """A resource a page needs: absolute URL, kind (image, css, icon, script) and Referer."""
 
     url: str
     kind: str
@@ -135,6 +135,11 @@ def page_refs(soup, base: str, referer: str | None) -> list[Ref]:
         rel = {r.lower() for r in (link.get("rel") or [])}
         if rel & {"icon", "shortcut", "apple-touch-icon"}:
             add(absolute(link["href"], base), "icon")
+    # Scripts go into the WARC only (never into the readable copy): a replay tool such as
+    # pywb runs them, and WeChat's own script is what shows its body and lazy pictures.
+    # Last, so that the budget goes to what the copy needs first.
+    for script in soup.find_all("script", src=True):
+        add(absolute(script["src"], base), "script")
     return out
 
 
