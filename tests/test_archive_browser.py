@@ -23,6 +23,8 @@ from warcio.archiveiterator import ArchiveIterator
 
 from archive_pages import (CSDN_TEXT, CSDN_URL, HOSTILE_URL, NOT_ALLOWED, PICTURES, WECHAT_TEXT, WECHAT_URL,
                            install)
+from fakewayback import archive_db_url, archive_store  # noqa: F401  (fixtures are used by name)
+
 from checker.archive.base import ArchiveJob
 from checker.archive.local import LocalBackend, http_fetcher
 from checker.archive.policy import Action
@@ -223,3 +225,39 @@ async def test_hostile_page_copy(web, web_settings, tmp_path):
         assert await o.page.inner_text(".linkhealth-embed") == "[embedded content: https://evil.example/frame]"
         await o.no_requests(copy.as_uri())
     await open_copy(copy, "hostile", tmp_path, check)
+
+
+async def test_report_served_by_the_daemon_links_the_copy_over_http(archive_store, web, web_settings, tmp_path):
+    """Opened from the daemon (http://), the report's "local copy" link goes to /archive/...
+    on the same server (a browser refuses file:// links there), and the copy opens."""
+    from fakewayback import FakeTime, add_link
+
+    from checker.archive import plan_archive, run_archive
+    from checker.report import build_report, write_report
+    from checker.web import Metrics, create_app, start_web
+    store, ft = archive_store, FakeTime()
+    install(web)
+    await add_link(store, WECHAT_URL, at_risk=True)
+    settings = web_settings().with_overrides({"archive.services": ("local",), "data_dir": str(tmp_path / "data")})
+    await plan_archive(store, settings, ft.now(), environ={})
+    assert (await run_archive(store, settings, now_fn=ft.now, sleep=ft.sleep, clock=ft.clock,
+                              environ={})).outcomes == {"done": 1}
+    write_report(await build_report(store, now=ft.now()), "html", settings.report_path)
+    runner, port = await start_web(create_app(store, settings, metrics=Metrics(), state=lambda: "running"),
+                                   "127.0.0.1", 0)
+    try:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=chromium_path(),
+                                               args=[*ARGS[:-1], "--host-resolver-rules=MAP * ~NOTFOUND , "
+                                                     "EXCLUDE localhost , EXCLUDE 127.0.0.1"])
+            page = await browser.new_page()
+            await page.goto(f"http://127.0.0.1:{port}/")
+            await page.wait_for_selector("body[data-ready=true]")
+            href = await page.get_attribute("a:text('local copy')", "href")
+            assert href.startswith(f"http://127.0.0.1:{port}/archive/mp.weixin.qq.com/") and href.endswith(".html")
+            response = await page.goto(href)
+            assert response.status == 200 and "sandbox" in response.headers["content-security-policy"]
+            assert WECHAT_TEXT in await page.inner_text("#js_content")
+            await browser.close()
+    finally:
+        await runner.cleanup()
