@@ -237,3 +237,24 @@ async def test_shared_resources_become_revisits_across_captures(archive_store, w
     pointers = {(h.get_header("WARC-Refers-To-Target-URI"), h.get_header("WARC-Refers-To-Date"))
                 for t, u, h in records(third["local_path"]) if t == "revisit"}
     assert pointers and pointers <= full, pointers - full
+
+
+def test_fidelity_sees_a_body_left_hidden_and_lost_pictures():
+    """Measured on the written file: a body still hidden reads as no text; a picture without
+    a data: URI is lost."""
+    from checker.archive.fidelity import measure
+    live = soup('<div id="js_content" style="visibility: hidden; opacity: 0">' + "正文" * 50 +
+                '<img data-src="https://mmbiz.qpic.cn/a/640"></div>')
+    hidden_copy = ('<div id="js_content" style="visibility: hidden; opacity: 0">' + "正文" * 50 +
+                   '<img data-lh-src="https://mmbiz.qpic.cn/a/640" src="data:image/png;base64,iVBOR"></div>')
+    f = measure(live, hidden_copy, 10)
+    assert (f.text_chars, f.live_text_chars, f.verdict) == (0, 100, "failed")
+    shown = hidden_copy.replace(' style="visibility: hidden; opacity: 0"', "")
+    assert measure(live, shown, 10).verdict == "ok"
+    lost = shown.replace(' src="data:image/png;base64,iVBOR"', ' alt="[picture not kept]"')
+    f = measure(live, lost, 10)
+    assert (f.pictures_found, f.pictures_kept, f.verdict, f.lost_pictures) == (1, 0, "partial", 1)
+    bg = '<div id="js_content">' + "正文" * 50 + '<section data-lh-bg="https://x/a.png https://x/b.png" ' \
+         'style="background:url(data:image/png;base64,AA), url(&quot;data:,&quot;)"></section></div>'
+    f = measure(live, bg, 10)
+    assert (f.pictures_found, f.pictures_kept) == (2, 1)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Text, and_, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ..archive.base import Fidelity
 from .schema import checks, links, notes, occurrences, runs, snapshots
 
 __all__ = ["LinkRecord", "OccurrenceRecord", "SnapshotRecord", "RunRecord",
@@ -200,7 +201,6 @@ async def _snapshots(conn: AsyncConnection, active_only: bool) -> tuple[Snapshot
 
 
 def _fidelity(r) -> str | None:
-    from ..archive.base import Fidelity
     if r.text_chars is None:
         return None
     return Fidelity(r.text_chars, r.live_text_chars or 0, r.pictures_kept or 0, r.pictures_found or 0,
