@@ -80,68 +80,71 @@ async def capture_resources(soup, page, fetch: ResourceFetch, budget: Budget, li
     """Fetch the page's resources (and those of its stylesheets), bounded by ``budget``."""
     base = document_base(soup, page.final_url)
     cap = Capture(refs=page_refs(soup, base, page_referer(soup, page.final_url)))
-    queue: asyncio.Queue[tuple[Ref, int]] = asyncio.Queue()
+    run = _Run(cap, fetch, budget, limiter)
     for ref in cap.refs:
-        queue.put_nowait((ref, 0))
-    state = {"bytes": budget.bytes, "count": budget.count}
+        run.queue.put_nowait((ref, 0))
     deadline = clock() + budget.seconds
-
-    async def one(ref: Ref, depth: int) -> None:
-        if state["count"] <= 0 or state["bytes"] <= 0:
-            cap.budget_hit.append(ref.url)
-            return
-        state["count"] -= 1
-        host = urlsplit(ref.url).hostname or ""
-        async with limiter.slot(host):
-            got = await fetch(ref.url, state["bytes"], ref.referer)
-        if got.status is None or not 200 <= got.status < 300:
-            cap.failed[ref.url] = got.error or f"HTTP {got.status}"
-            return
-        if got.truncated or len(got.body) > state["bytes"]:
-            cap.failed[ref.url] = "over the page's byte budget"
-            cap.budget_hit.append(ref.url)
-            return
-        state["bytes"] -= len(got.body)
-        cap.fetched[ref.url] = got
-        if ref.kind == "css" and depth < MAX_CSS_DEPTH:
-            text = got.body.decode("utf-8", "replace")
-            for url, kind in css_refs(text, got.final_url):
-                if url not in cap.fetched and all(r.url != url for r in cap.refs):
-                    child = Ref(url, kind, got.final_url if ref.referer is not None else None)
-                    cap.refs.append(child)
-                    queue.put_nowait((child, depth + 1))
-
-    async def worker() -> None:
-        while True:
-            try:
-                ref, depth = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            try:
-                await one(ref, depth)
-            finally:
-                queue.task_done()
-
-    workers = [asyncio.create_task(worker()) for _ in range(max(1, limiter_width(limiter)))]
     try:
-        # Stylesheets add work while others run: wait until the queue is drained, not
-        # only until the first wave of workers found it empty.
-        while True:
+        # Stylesheets add work while others run: go on until the queue is drained, not only
+        # until the first wave of workers found it empty.
+        while not run.queue.empty():
             left = deadline - clock()
             if left <= 0:
                 raise asyncio.TimeoutError
-            await asyncio.wait_for(asyncio.gather(*workers), timeout=left)
-            if queue.empty():
-                break
-            workers = [asyncio.create_task(worker()) for _ in range(max(1, limiter_width(limiter)))]
+            await asyncio.wait_for(run.wave(max(1, limiter_width(limiter))), timeout=left)
     except asyncio.TimeoutError:
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
-        while not queue.empty():
-            cap.budget_hit.append(queue.get_nowait()[0].url)
+        while not run.queue.empty():
+            cap.budget_hit.append(run.queue.get_nowait()[0].url)
         cap.budget_hit.append(f"time budget of {budget.seconds:g} s spent")
     return cap
+
+
+class _Run:
+    """The fetching of one page's resources: a queue, workers, the budget left."""
+
+    def __init__(self, cap: Capture, fetch: ResourceFetch, budget: Budget, limiter: Limiter) -> None:
+        self.cap, self.fetch, self.limiter = cap, fetch, limiter
+        self.queue: asyncio.Queue[tuple[Ref, int]] = asyncio.Queue()
+        self.bytes_left, self.count_left = budget.bytes, budget.count
+
+    async def wave(self, width: int) -> None:
+        """Workers until the queue is empty (wait_for cancels them on the deadline)."""
+        await asyncio.gather(*(self._worker() for _ in range(width)))
+
+    async def _worker(self) -> None:
+        while not self.queue.empty():
+            ref, depth = self.queue.get_nowait()
+            await self._one(ref, depth)
+
+    async def _one(self, ref: Ref, depth: int) -> None:
+        cap = self.cap
+        if self.count_left <= 0 or self.bytes_left <= 0:
+            cap.budget_hit.append(ref.url)
+            return
+        self.count_left -= 1
+        async with self.limiter.slot(urlsplit(ref.url).hostname or ""):
+            got = await self.fetch(ref.url, self.bytes_left, ref.referer)
+        if got.status is None or not 200 <= got.status < 300:
+            cap.failed[ref.url] = got.error or f"HTTP {got.status}"
+            return
+        if got.truncated or len(got.body) > self.bytes_left:
+            cap.failed[ref.url] = "over the page's byte budget"
+            cap.budget_hit.append(ref.url)
+            return
+        self.bytes_left -= len(got.body)
+        cap.fetched[ref.url] = got
+        if ref.kind == "css" and depth < MAX_CSS_DEPTH:
+            self._follow(ref, got, depth)
+
+    def _follow(self, ref: Ref, sheet, depth: int) -> None:
+        """Queue a stylesheet's imports, backgrounds and fonts (their Referer: the stylesheet)."""
+        known = {r.url for r in self.cap.refs}
+        for url, kind in css_refs(sheet.body.decode("utf-8", "replace"), sheet.final_url):
+            if url not in known:
+                known.add(url)
+                child = Ref(url, kind, sheet.final_url if ref.referer is not None else None)
+                self.cap.refs.append(child)
+                self.queue.put_nowait((child, depth + 1))
 
 
 def limiter_width(limiter: Limiter) -> int:
