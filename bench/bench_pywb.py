@@ -183,7 +183,7 @@ def main() -> int:
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             base = f"http://127.0.0.1:{port}"
-            for _ in range(100):
+            for _ in range(600):      # pywb (gevent) takes a while to start on a busy machine
                 try:
                     if fetch(f"{base}/")[0] == 200:
                         break
