@@ -258,3 +258,31 @@ def test_fidelity_sees_a_body_left_hidden_and_lost_pictures():
          'style="background:url(data:image/png;base64,AA), url(&quot;data:,&quot;)"></section></div>'
     f = measure(live, bg, 10)
     assert (f.pictures_found, f.pictures_kept) == (2, 1)
+
+
+async def test_resources_get_the_ssrf_guard_and_the_per_host_pace(archive_store, web, web_settings, tmp_path):
+    """A page pointing its pictures at private addresses gets nothing from them; pictures on one
+    host are fetched no faster than check.per_host_interval, as checks are."""
+    import time as _time
+    store, ft = archive_store, FakeTime()
+    starts: list[float] = []
+
+    async def timed(request: aioweb.Request) -> aioweb.Response:
+        starts.append(_time.monotonic())
+        return aioweb.Response(body=png(2, 2, (9, 9, 9)), content_type="image/png")
+    for i in range(4):
+        web.route(f"/pace/{i}.png", timed)
+    web.page("/private.png", png(2, 2, (1, 1, 1)), content_type="image/png")
+    web.page("/p/ssrf.html", "<p>text</p>" + "".join(f'<img src="/pace/{i}.png">' for i in range(4)) +
+             f'<img src="http://127.0.0.1:{web.http_port}/private.png">'
+             '<img src="http://169.254.169.254/latest/meta-data/x.png">')
+    await add_link(store, "https://blog.example.com/p/ssrf.html", at_risk=True)
+    settings = local_settings(web_settings, tmp_path).with_overrides({"check.per_host_interval": 0.15})
+    summary = await archive_once(store, settings, ft)
+    assert summary.outcomes == {"retry": 1}, summary          # two pictures lost: retried later
+    assert web.hits["/private.png"] == 0
+    [row] = await snaps(store)
+    assert (row["pictures_found"], row["pictures_kept"]) == (6, 4)
+    assert "127.0.0.1" in row["fidelity_note"] and "169.254.169.254" in row["fidelity_note"]
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert len(starts) == 4 and min(gaps) >= 0.14, gaps
