@@ -89,7 +89,7 @@ def fetch(url: str) -> tuple[int, bytes]:
     """GET on loopback (no proxies)."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(url, timeout=30) as resp:
+        with opener.open(url, timeout=120) as resp:     # a busy machine: pywb can be slow
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
