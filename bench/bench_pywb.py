@@ -196,6 +196,8 @@ def main() -> int:
             t0 = time.perf_counter()
             for _, warc in archived:
                 for kind, uri, date in records[warc]:
+                    if os.environ.get("BENCH_VERBOSE"):
+                        print(f"  {kind} {stamp(date)} {uri}", file=sys.stderr, flush=True)
                     status, body = fetch(f"{base}/notes/{stamp(date)}id_/{uri}")
                     checked += 1
                     if status != 200 or body != payloads[uri]:
