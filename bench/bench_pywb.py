@@ -189,8 +189,11 @@ def main() -> int:
         lines = sum(len(p.read_text().splitlines()) for p in index)
         print(f"pywb indexed {lines} CDXJ lines ({revisits} revisit records) in {time.perf_counter() - t0:.2f} s")
         port = free_port()
+        # pywb logs every request to stderr: to a file, not a pipe nobody reads (a full pipe
+        # blocks pywb after a few hundred requests).
+        log = open(work / "wayback.log", "wb")
         server = subprocess.Popen([str(BIN / "wayback"), "-b", "127.0.0.1", "-p", str(port)], cwd=work,
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                  env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             base = f"http://127.0.0.1:{port}"
             for _ in range(600):      # pywb (gevent) takes a while to start on a busy machine
@@ -225,6 +228,7 @@ def main() -> int:
         finally:
             server.terminate()
             server.wait(timeout=10)
+            log.close()
     finally:
         site.stop()
         shutil.rmtree(work, ignore_errors=True)
