@@ -53,7 +53,7 @@ def noise_png(seed: str, width: int, height: int) -> bytes:
 class Site:
     """The simulated account, served from a thread (so that it does not share the measured process's loop)."""
 
-    def __init__(self, photos: int = 8, photo_side: int = 80, ca_dir: Path | None = None) -> None:
+    def __init__(self, photos: int, photo_side: int, ca_dir: Path) -> None:
         self.photos, self.side = photos, photo_side
         # WeChat's article stylesheet is about 150 KiB minified: the shared one is as big.
         self.css = WECHAT_CSS + "\n" + "".join(
@@ -63,7 +63,7 @@ class Site:
         # HTTPS as the real hosts: a throwaway CA (trustme) whose PEM the client trusts.
         import trustme
         self._ca = trustme.CA()
-        self.ca_file = str((ca_dir or Path(__file__).parent) / "wechatsite-ca.pem")
+        self.ca_file = str(ca_dir / "wechatsite-ca.pem")
         self._ca.cert_pem.write_to_path(self.ca_file)
         self.requests = 0
         self._loop: asyncio.AbstractEventLoop | None = None
