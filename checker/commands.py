@@ -377,6 +377,10 @@ def run_archive_show(settings: Settings, url: str) -> int:
         missing = "" if snap.available else "  [red]file missing[/]"
         console.print(f"{snap.service:8} {snap.captured_at:%Y-%m-%d %H:%M} "
                       f"HTTP {snap.http_status or '-'}  {_t(where)}{missing}", highlight=False, soft_wrap=True)
+        if snap.fidelity is not None:
+            colour = {"ok": "green", "partial": "yellow"}.get(snap.fidelity.verdict, "red")
+            console.print(f"         copy [{colour}]{_t(snap.fidelity.summary())}[/]", highlight=False,
+                          soft_wrap=True)
     return EXIT_OK
 
 

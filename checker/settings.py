@@ -127,8 +127,9 @@ class ArchiveSettings:
     breaker_pause: Seconds = 1800.0
     max_attempts: int = 6
     local_dir: str = ""
-    local_max_bytes: int = 10 * 1024 * 1024
-    local_max_resources: int = 40
+    local_max_bytes: int = 30 * 1024 * 1024
+    local_max_resources: int = 150
+    local_max_seconds: Seconds = 60.0
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@
     GET /api/runs         recent runs (?limit=)
     GET /healthz          200 while the scheduler runs and the database answers, else 503
     GET /metrics          Prometheus text format (version 0.0.4)
+    GET /archive/...      local copies and WARC files (checker/webarchive.py)
 
 When a token is configured every endpoint but ``/healthz`` needs ``Authorization:
 Bearer <token>`` or, for browsers, the session cookie that ``/login`` sets (webauth); listening on anything but loopback without a token is refused
@@ -37,6 +38,7 @@ from .settings import Settings
 from .store import daemonquery
 from . import webauth, webparams
 from .weblog import server_logger
+from .webarchive import archive_route
 
 __all__ = [
     "Metrics", "create_app", "start_web", "parse_listen", "is_loopback", "check_exposure",
@@ -346,6 +348,7 @@ def create_app(store: Any, settings: Settings, *, metrics: Metrics, state: Calla
     app.router.add_get("/metrics", _metrics)
     if token:   # a browser signs in with the token and keeps a cookie (webauth)
         webauth.add_login_routes(app, token, title=settings.report.title, max_age=settings.daemon.session_max_age)
+    app.router.add_get("/archive/{path:.*}", archive_route(settings.archive_dir))
     return app
 
 

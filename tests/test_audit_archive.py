@@ -8,6 +8,7 @@ JSON output and the HTML report.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -94,3 +95,5 @@ async def test_audit_archive_saves_at_risk_pages_and_rescues_dead_ones(web, ca_f
 
     code, out, err = await run("archive", "show", LIVE_WECHAT, cwd=project)
     assert code == 0 and "local" in out and "wayback" in out
+    # the local copy's fidelity check, as measured after writing (issue 11)
+    assert re.search(r"copy (ok|partial|failed): text \d+/\d+ chars, pictures \d+/\d+", out), out

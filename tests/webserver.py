@@ -64,7 +64,8 @@ TLS_NAMES = (
     "localhost", "127.0.0.1", "mp.weixin.qq.com", "github.com", "www.github.com",
     "raw.githubusercontent.com", "zhuanlan.zhihu.com", "www.zhihu.com", "blog.csdn.net",
     "example.com", "*.example.com", "example.org", "*.example.org", "*.github.io",
-    "web.archive.org", "archive.org", "*.test",
+    "web.archive.org", "archive.org", "*.test", "mmbiz.qpic.cn", "res.wx.qq.com",
+    "csdnimg.cn", "*.csdnimg.cn",
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

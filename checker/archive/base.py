@@ -14,7 +14,7 @@ from typing import Iterable, Iterator, Protocol, runtime_checkable
 
 from .policy import Action
 
-__all__ = ["ArchiveJob", "Outcome", "SnapshotRecord", "ArchiveResult", "Backend", "Registry"]
+__all__ = ["ArchiveJob", "Outcome", "Fidelity", "SnapshotRecord", "StoredResource", "ArchiveResult", "Backend", "Registry"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,44 @@ class Outcome(str, enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Fidelity:
+    """How good a local copy is, measured after writing it (snapshots' fidelity columns)."""
+
+    text_chars: int              # main-content characters a reader sees in the copy
+    live_text_chars: int         # main-content characters of the live page
+    pictures_kept: int
+    pictures_found: int
+    copy_bytes: int
+    warc_bytes: int
+    note: str = ""               # why pictures are missing (budget, HTTP errors)
+
+    #: Below this share of the live page's main text, the copy lost text.
+    TEXT_RATIO = 0.9
+
+    @property
+    def lost_pictures(self) -> int:
+        """Pictures the page showed that the copy does not."""
+        return max(0, self.pictures_found - self.pictures_kept)
+
+    @property
+    def lost_text(self) -> bool:
+        """True when the copy shows clearly less text than the live page."""
+        return self.text_chars < self.TEXT_RATIO * self.live_text_chars
+
+    @property
+    def verdict(self) -> str:
+        """ok, partial (pictures lost) or failed (text lost)."""
+        return "failed" if self.lost_text else "partial" if self.lost_pictures else "ok"
+
+    def summary(self) -> str:
+        """One line for humans: text and pictures kept."""
+        text = f"text {self.text_chars}/{self.live_text_chars} chars"
+        pics = (f"pictures {self.pictures_kept}/{self.pictures_found}" +
+                (f" (lost {self.lost_pictures})" if self.lost_pictures else ""))
+        return f"{self.verdict}: {text}, {pics}, copy {self.copy_bytes} B" + (f"; {self.note}" if self.note else "")
+
+
+@dataclass(frozen=True, slots=True)
 class SnapshotRecord:
     """A copy that exists: a Wayback capture or a local WARC record (a snapshots row)."""
 
@@ -57,6 +95,17 @@ class SnapshotRecord:
     local_path: str | None = None     # WARC file of a local copy
     warc_offset: int | None = None
     digest: str | None = None
+    fidelity: Fidelity | None = None  # local copies: measured after writing
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResource:
+    """A resource written in full into a local WARC: later captures write revisits to it."""
+
+    digest: str          # WARC-Payload-Digest
+    url: str             # WARC-Target-URI of the response record
+    warc_date: str       # its WARC-Date (a revisit's WARC-Refers-To-Date)
+    warc_path: str
 
 
 @dataclass(frozen=True, slots=True)

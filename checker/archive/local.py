@@ -1,10 +1,17 @@
 """The local archive: at-risk pages kept as WARC files (warcio) plus a readable HTML copy.
 
-A capture is one gzipped WARC file (warcinfo, request and response of the page, and
-the page's own images and stylesheets, bounded) under ``<archive_dir>/<host>/``, and
-next to it ``<same name>.html``: the page with scripts removed and its images and
-stylesheets inlined as data: URIs, so that it opens offline (issue 5: readers must see
-the article even when the Wayback Machine has nothing, as often for WeChat).
+A capture is one gzipped WARC file (warcinfo, then request and response records of the
+page and of everything it shows: pictures, stylesheets, fonts, icons, from any host,
+within the page's budgets; see capture.py) under ``<archive_dir>/<host>/``, and next to
+it ``<same name>.html``: the readable copy (readable.py), one self-contained file that
+opens offline and makes no request (issues 5 and 11: readers must see the article even
+when the Wayback Machine has nothing, as often for WeChat). The copy is measured after
+writing (fidelity.py) and the figures go on the snapshot row; a copy that lost text or
+pictures to errors is kept and the job retried.
+
+A resource already stored with the same payload digest (in this WARC or an earlier
+one: 13,000 WeChat articles share their account logos and stylesheets) is written as
+a WARC revisit record pointing at the first copy, not again.
 
 Files are written under a ``.part`` name, read back and checked, then renamed: a WARC
 written halfway when the process died keeps its ``.part`` name, is removed by
@@ -25,12 +32,12 @@ import logging
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable
-from urllib.parse import urljoin, urlsplit
+from typing import Any, Awaitable, Callable, Protocol
+from urllib.parse import urlsplit
 
 from bs4 import BeautifulSoup
 from warcio.archiveiterator import ArchiveIterator
@@ -40,10 +47,15 @@ from warcio.warcwriter import WARCWriter
 from ..errors import ArchiveError
 from ..page import decode_body
 from ..settings import Settings
-from .base import ArchiveJob, ArchiveResult, Outcome, SnapshotRecord
+from ..ratelimit import Limiter
+from .base import ArchiveJob, ArchiveResult, Fidelity, Outcome, SnapshotRecord, StoredResource
+from .capture import Budget, Capture, capture_resources
+from .fidelity import measure
+from .pagemeta import read_meta
 from .policy import Action
+from .readable import build_readable
 
-__all__ = ["Fetched", "LocalBackend", "payload_digest", "validate_warc", "http_fetcher", "PART_MAX_AGE"]
+__all__ = ["Fetched", "LocalBackend", "ResourceIndex", "payload_digest", "validate_warc", "http_fetcher", "PART_MAX_AGE"]
 
 log = logging.getLogger("linkhealth.archive.local")
 
@@ -64,27 +76,30 @@ class Fetched:
     body: bytes = b""
     truncated: bool = False
     error: str | None = None
+    referer: str | None = None        # the Referer sent (recorded in the WARC request record)
 
     def header(self, name: str) -> str:
         """A header value ('' when absent), case-insensitive."""
         return next((v for k, v in self.headers if k.lower() == name.lower()), "")
 
 
-#: How the backend fetches: (url, max_bytes) -> Fetched. The lead can swap in checker.http.
-Fetcher = Callable[[str, int], Awaitable[Fetched]]
+#: How the backend fetches: (url, max_bytes, referer=None) -> Fetched.
+Fetcher = Callable[..., Awaitable[Fetched]]
 
 
 def http_fetcher(session: Any, max_redirects: int = 10) -> Fetcher:
     """A Fetcher on checker.http's session and bounded ``fetch_bytes`` (connect-to, CA, SSRF apply)."""
     from ..http import fetch_bytes
 
-    async def fetch(url: str, max_bytes: int) -> Fetched:
-        raw = await fetch_bytes(session, url, max_bytes=max_bytes + 1, max_redirects=max_redirects)
+    async def fetch(url: str, max_bytes: int, referer: str | None = None) -> Fetched:
+        headers = {"Referer": referer} if referer else None
+        raw = await fetch_bytes(session, url, max_bytes=max_bytes + 1, max_redirects=max_redirects,
+                                headers=headers)
         if raw.status is None:
-            return Fetched(url, raw.final_url, None, error=raw.error or str(raw.cause))
+            return Fetched(url, raw.final_url, None, error=raw.error or str(raw.cause), referer=referer)
         reason = HTTPStatus(raw.status).phrase if raw.status in _KNOWN_STATUSES else ""
         return Fetched(url, raw.final_url, raw.status, reason, raw.headers, raw.body[:max_bytes],
-                       len(raw.body) > max_bytes)
+                       len(raw.body) > max_bytes, referer=referer)
     return fetch
 
 
@@ -113,6 +128,16 @@ def validate_warc(path: Path) -> bool:
         return False
 
 
+class ResourceIndex(Protocol):
+    """Where the resources of earlier captures are (for revisit records across WARC files)."""
+
+    async def find(self, digests: list[str]) -> dict[str, StoredResource]:
+        """Stored resources by payload digest."""
+
+    async def remember(self, entries: list[StoredResource]) -> None:
+        """Record resources just written in full."""
+
+
 class LocalBackend:
     """Saves pages into the local WARC archive; cannot look anything up."""
 
@@ -120,7 +145,8 @@ class LocalBackend:
 
     def __init__(self, settings: Settings, fetch: Fetcher, *,
                  now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 known_digest: Callable[[int, str], Awaitable[SnapshotRecord | None]] | None = None) -> None:
+                 known_digest: Callable[[int, str], Awaitable[SnapshotRecord | None]] | None = None,
+                 resource_index: ResourceIndex | None = None, limiter: Limiter | None = None) -> None:
         self.settings = settings
         self.cfg = settings.archive
         # Absolute: the paths stored in snapshots must not depend on the working directory.
@@ -128,6 +154,9 @@ class LocalBackend:
         self.fetch = fetch
         self._now = now
         self._known_digest = known_digest
+        self._resource_index = resource_index
+        # Pages and their resources are fetched under the same per-host limits as checks.
+        self.limiter = limiter or Limiter(settings.check)
 
     def should_run(self, job: ArchiveJob) -> bool:
         """Only saves: there is nothing to look up in an archive we write ourselves."""
@@ -165,104 +194,115 @@ class LocalBackend:
         return removed
 
     async def run(self, job: ArchiveJob) -> ArchiveResult:
-        """Fetch the page and its resources; write WARC + readable copy."""
-        page = await self.fetch(job.url, self.cfg.local_max_bytes)
+        """Fetch the page and what it shows; write the WARC and the readable copy; measure it."""
+        async with self.limiter.slot(urlsplit(job.url).hostname or ""):
+            page = await self.fetch(job.url, self.cfg.local_max_bytes)
         if page.status is None:
             return ArchiveResult(Outcome.RETRY, error=f"local: {page.error}")
         if not 200 <= page.status < 300:
             # Keeping an error page would hide that the content is gone.
             return ArchiveResult(Outcome.RETRY, error=f"local: HTTP {page.status}")
         digest = payload_digest(page.body)
-        if self._known_digest is not None:
-            same = await self._known_digest(job.link_id, digest)
-            if same is not None and same.local_path and Path(same.local_path).exists():
-                # Dedup by payload digest: the page has not changed, keep the one copy.
-                # (Rows from before paths were stored absolute are made absolute here.)
-                return ArchiveResult(Outcome.DONE, snapshot=SnapshotRecord(
-                    "local", _absolute(same.archive_url), self._now(), page.status,
-                    _absolute(same.local_path), same.warc_offset, digest))
+        same = await self._same_copy(job, digest)
+        if same is not None:
+            return ArchiveResult(Outcome.DONE, snapshot=same)
         is_html = "html" in page.header("Content-Type").lower()
-        resources = await self._resources(page) if is_html else []
+        soup = _soup(page) if is_html else None
+        cap = (await capture_resources(soup, page, self.fetch, Budget.from_settings(self.settings, len(page.body)),
+                                       self.limiter) if is_html else Capture())
         captured = self._now()
+        resources = cap.ordered()
+        known = await self._known_resources(resources)
         try:
-            warc, offset = await asyncio.to_thread(self._write_warc, page, resources, captured)
-            readable = (await asyncio.to_thread(self._write_readable, warc, page, resources, captured)
-                        if is_html else None)
+            warc, offset, stored = await asyncio.to_thread(self._write_warc, page, resources, captured, known)
+            readable, fidelity = (await asyncio.to_thread(self._write_readable, warc, page, soup, cap, captured)
+                                  if is_html else (None, None))
         except OSError as exc:
             raise ArchiveError(f"cannot write to the local archive {self.root}: "
                                f"{exc.strerror or exc}; jobs stay queued") from exc
-        return ArchiveResult(Outcome.DONE, snapshot=SnapshotRecord(
-            "local", str(readable) if readable else None, captured, page.status, str(warc),
-            offset, digest))
+        if self._resource_index is not None and stored:
+            await self._resource_index.remember(stored)
+        snapshot = SnapshotRecord("local", str(readable) if readable else None, captured, page.status, str(warc),
+                                  offset, digest, fidelity)
+        if fidelity is not None and fidelity.verdict != "ok" and not cap.budget_hit:
+            # Text or pictures lost to errors (a host down, a 5xx): keep this copy, try again.
+            return ArchiveResult(Outcome.RETRY, snapshot=snapshot, error=f"local copy {fidelity.summary()}")
+        return ArchiveResult(Outcome.DONE, snapshot=snapshot)
 
-    async def _resources(self, page: Fetched) -> list[Fetched]:
-        """The page's own images and stylesheets, bounded in count and total bytes."""
-        soup = _soup(page)
-        urls: list[str] = []
-        for tag in soup.find_all(["img", "link"]):
-            if tag.name == "link" and "stylesheet" not in (tag.get("rel") or []):
-                continue
-            ref = tag.get("src") if tag.name == "img" else tag.get("href")
-            if not ref:
-                continue
-            absolute = urljoin(page.final_url, ref.strip())
-            if urlsplit(absolute).scheme in ("http", "https") and absolute not in urls:
-                urls.append(absolute)
-        out: list[Fetched] = []
-        budget = self.cfg.local_max_bytes - len(page.body)
-        for url in urls[: self.cfg.local_max_resources]:
-            if budget <= 0:
-                break
-            got = await self.fetch(url, budget)
-            if got.status is not None and 200 <= got.status < 300 and not got.truncated:
-                out.append(got)
-                budget -= len(got.body)
-        return out
+    async def _same_copy(self, job: ArchiveJob, digest: str) -> SnapshotRecord | None:
+        """The existing good copy of the same bytes (dedup by payload digest), or None."""
+        if self._known_digest is None:
+            return None
+        same = await self._known_digest(job.link_id, digest)
+        if same is None or not same.local_path or not Path(same.local_path).exists():
+            return None
+        if same.fidelity is not None and same.fidelity.verdict != "ok":
+            return None      # that copy failed its check: capture again
+        # (Rows from before paths were stored absolute are made absolute here.)
+        return SnapshotRecord("local", _absolute(same.archive_url), self._now(), same.http_status or 200,
+                              _absolute(same.local_path), same.warc_offset, digest, same.fidelity)
+
+    async def _known_resources(self, resources: list[Fetched]) -> dict[str, StoredResource]:
+        """Resources of earlier captures with the same payload, whose WARC is still there."""
+        if self._resource_index is None or not resources:
+            return {}
+        found = await self._resource_index.find(sorted({payload_digest(r.body) for r in resources}))
+        return {d: r for d, r in found.items() if Path(r.warc_path).is_file()}
 
     def _paths(self, url: str, captured: datetime) -> tuple[Path, str]:
         host = re.sub(r"[^A-Za-z0-9.-]", "_", urlsplit(url).hostname or "unknown") or "unknown"
         stem = f"{captured.strftime('%Y%m%d%H%M%S')}-{hashlib.sha1(url.encode()).hexdigest()[:12]}"
         return self.root / host, stem
 
-    def _write_warc(self, page: Fetched, resources: list[Fetched], captured: datetime) -> tuple[Path, int]:
+    def _write_warc(self, page: Fetched, resources: list[Fetched], captured: datetime,
+                    known: dict[str, StoredResource]) -> tuple[Path, int, list[StoredResource]]:
+        """Write the WARC; resources already stored (here or in an earlier WARC) as revisits."""
         folder, stem = self._paths(page.url, captured)
         folder.mkdir(parents=True, exist_ok=True)
         final = folder / f"{stem}.warc.gz"
         part = final.with_name(final.name + ".part")
         date = captured.strftime("%Y-%m-%dT%H:%M:%SZ")
+        stored: list[StoredResource] = []
         with open(part, "wb") as fh:
             writer = WARCWriter(fh, gzip=True)
             writer.write_record(writer.create_warcinfo_record(final.name, {
                 "software": "linkhealth", "format": "WARC File Format 1.1", "isPartOf": page.url}))
             offset = self._write_exchange(writer, fh, page, date)
-            seen: dict[str, str] = {payload_digest(page.body): page.final_url}
+            seen: dict[str, tuple[str, str]] = {payload_digest(page.body): (page.final_url, date)}
             for res in resources:
                 digest = payload_digest(res.body)
-                if digest in seen:
-                    # The same bytes under another URL: a revisit record, not a second copy.
-                    writer.write_record(writer.create_revisit_record(
-                        res.final_url, digest, seen[digest], date,
-                        http_headers=_http_headers(res)))
+                earlier = seen.get(digest) or ((known[digest].url, known[digest].warc_date) if digest in known else None)
+                if earlier is not None:
+                    # The same bytes stored before (this page, or an earlier capture: a shared
+                    # logo or stylesheet): a revisit record, not a second copy (WARC 1.1 §6.7.2).
+                    self._write_revisit(writer, res, digest, earlier, date)
                     continue
-                seen[digest] = res.final_url
+                seen[digest] = (res.final_url, date)
                 self._write_exchange(writer, fh, res, date)
+                stored.append(StoredResource(digest, res.final_url, date, str(final)))
             fh.flush()
             os.fsync(fh.fileno())
         if not validate_warc(part):
             part.unlink(missing_ok=True)
             raise OSError(f"the WARC written for {page.url} did not read back")
         os.replace(part, final)
-        return final, offset
+        return final, offset, stored
+
+    @staticmethod
+    def _write_revisit(writer: WARCWriter, res: Fetched, digest: str, earlier: tuple[str, str], date: str) -> None:
+        request = writer.create_warc_record(
+            res.final_url, "request", payload=io.BytesIO(b""), http_headers=_request_headers(res),
+            warc_headers_dict={"WARC-Date": date})
+        writer.write_record(writer.create_revisit_record(
+            res.final_url, digest, earlier[0], earlier[1], http_headers=_http_headers(res),
+            warc_headers_dict={"WARC-Date": date}))
+        writer.write_record(request)
 
     @staticmethod
     def _write_exchange(writer: WARCWriter, fh, res: Fetched, date: str) -> int:
         """Request + response records of one fetch; the response record's offset."""
-        target = urlsplit(res.final_url)
-        path = (target.path or "/") + (f"?{target.query}" if target.query else "")
         request = writer.create_warc_record(
-            res.final_url, "request", payload=io.BytesIO(b""),
-            http_headers=StatusAndHeaders(f"GET {path} HTTP/1.1", [("Host", target.netloc)],
-                                          is_http_request=True),
+            res.final_url, "request", payload=io.BytesIO(b""), http_headers=_request_headers(res),
             warc_headers_dict={"WARC-Date": date})
         offset = fh.tell()
         response = writer.create_warc_record(
@@ -272,46 +312,33 @@ class LocalBackend:
         writer.write_record(request)
         return offset
 
-    def _write_readable(self, warc: Path, page: Fetched, resources: list[Fetched],
-                        captured: datetime) -> Path:
-        soup = _soup(page)
-        inline = {r.final_url: r for r in resources} | {r.url: r for r in resources}
-        for tag in soup.find_all(["script", "noscript", "iframe", "object", "embed", "base"]):
-            tag.decompose()
-        for tag in soup.find_all(True):
-            for attr in [a for a in tag.attrs if a.lower().startswith("on") or a == "srcset"]:
-                del tag[attr]
-            key = "src" if tag.name == "img" else "href" if tag.name == "link" else None
-            if key and tag.get(key):
-                res = inline.get(urljoin(page.final_url, tag[key].strip()))
-                if res is not None:
-                    mime = res.header("Content-Type").split(";")[0].strip() or "application/octet-stream"
-                    tag[key] = f"data:{mime};base64,{base64.b64encode(res.body).decode('ascii')}"
-                elif tag.name == "link":
-                    tag.decompose()
-        head = soup.head or soup.new_tag("head")
-        if soup.head is None and soup.html is not None:
-            soup.html.insert(0, head)
-        for meta in soup.find_all("meta"):
-            if meta.get("charset") or (meta.get("http-equiv") or "").lower() == "content-type":
-                meta.decompose()
-        # Opens offline: nothing may be fetched from the network when the copy is read.
-        head.insert(0, soup.new_tag("meta", attrs={"charset": "utf-8"}))
-        head.insert(1, soup.new_tag("meta", attrs={"http-equiv": "Content-Security-Policy",
-                    "content": "default-src 'none'; img-src data:; style-src data: 'unsafe-inline'; font-src data:"}))
-        banner = soup.new_tag("div", attrs={"class": "linkhealth-archived",
-                              "style": "font:13px sans-serif;background:#ffd;padding:6px;border-bottom:1px solid #cc9"})
-        banner.string = f"Archived copy of {page.url} captured {captured:%Y-%m-%d %H:%M} UTC by linkhealth"
-        (soup.body or soup).insert(0, banner)
+    def _write_readable(self, warc: Path, page: Fetched, soup, cap: Capture,
+                        captured: datetime) -> tuple[Path, Fidelity]:
+        """Write the self-contained copy beside the WARC; measure it as written."""
+        meta = read_meta(soup, _text(page))
+        copy = build_readable(page, cap.fetched, meta, captured)
         target = warc.with_name(warc.name.removesuffix(".warc.gz") + ".html")
         part = target.with_name(target.name + ".part")
-        part.write_text(str(soup), encoding="utf-8")
+        part.write_text(copy.html, encoding="utf-8")
         os.replace(part, target)
-        return target
+        written = target.read_text(encoding="utf-8")
+        notes = [f"{len(cap.budget_hit)} resources over the page's budget"] if cap.budget_hit else []
+        if copy.missing:
+            notes.append("missing: " + ", ".join(f"{u} ({cap.failed.get(u, 'not fetched')})" for u in copy.missing[:3])
+                         + (f" and {len(copy.missing) - 3} more" if len(copy.missing) > 3 else ""))
+        fidelity = replace(measure(soup, written, warc.stat().st_size), note="; ".join(notes))
+        return target, fidelity
 
 
 def _absolute(path: str | None) -> str | None:
     return os.path.abspath(path) if path else path
+
+
+def _request_headers(res: Fetched) -> StatusAndHeaders:
+    target = urlsplit(res.final_url)
+    path = (target.path or "/") + (f"?{target.query}" if target.query else "")
+    headers = [("Host", target.netloc)] + ([("Referer", res.referer)] if res.referer else [])
+    return StatusAndHeaders(f"GET {path} HTTP/1.1", headers, is_http_request=True)
 
 
 def _http_headers(res: Fetched) -> StatusAndHeaders:
@@ -323,7 +350,12 @@ def _http_headers(res: Fetched) -> StatusAndHeaders:
     return StatusAndHeaders(f"{res.status} {res.reason or 'OK'}", headers, protocol="HTTP/1.1")
 
 
+def _text(page: Fetched) -> str:
+    """The page's text as a browser decodes it (WHATWG: BOM, then the label; never UTF-7)."""
+    return decode_body(page.body, page.header("Content-Type") or None)
+
+
 def _soup(page: Fetched) -> BeautifulSoup:
     """The page parsed from the text a browser would read (checker.page: WHATWG decoding),
     not from Beautiful Soup's own guess, which honours labels such as utf-7."""
-    return BeautifulSoup(decode_body(page.body, page.header("Content-Type") or None), "lxml")
+    return BeautifulSoup(_text(page), "lxml")

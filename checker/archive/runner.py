@@ -23,7 +23,7 @@ from typing import Any, Awaitable, Callable, Mapping
 from ..errors import ArchiveError
 from ..settings import Settings
 from ..store import archivequeue as aq
-from .base import ArchiveJob, ArchiveResult, Backend, Outcome, Registry, SnapshotRecord
+from .base import ArchiveJob, ArchiveResult, Backend, Fidelity, Outcome, Registry, SnapshotRecord
 from .policy import Action, JobState, PlannedJob, plan
 from .queue import CircuitBreaker, DayWindow, Lane, TokenBucket, backoff_delay
 from .stop import ArchiveStopped, checkpoint, gated_fetcher, never_stopped, stoppable_sleep
@@ -80,6 +80,7 @@ class SnapshotInfo:
     http_status: int | None
     digest: str | None
     available: bool     # local: the WARC file is there; wayback: always True
+    fidelity: Fidelity | None = None     # local copies: measured after writing
 
 
 def save_services(settings: Settings, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
@@ -112,7 +113,7 @@ async def show_snapshots(store: Any, url: str) -> list[SnapshotInfo]:
         r = s.record
         available = r.service != "local" or bool(r.local_path and Path(r.local_path).is_file())
         out.append(SnapshotInfo(s.url, r.service, r.archive_url, r.local_path, r.captured_at,
-                                r.http_status, r.digest, available))
+                                r.http_status, r.digest, available, r.fidelity))
     return out
 
 
@@ -238,7 +239,8 @@ def _default_backends(settings: Settings, sessions: _Sessions, runner: "_Runner"
             fetch = gated_fetcher(http_fetcher(sessions.pages, settings.check.max_redirects), check)
             out.append(LocalBackend(settings, fetch,
                                     now=runner.now_fn,
-                                    known_digest=lambda link_id, d: aq.local_snapshot_with_digest(store, link_id, d)))
+                                    known_digest=lambda link_id, d: aq.local_snapshot_with_digest(store, link_id, d),
+                                    resource_index=aq.StoreResourceIndex(store, runner.now_fn)))
         elif service == "wayback":
             out.append(WaybackBackend(settings, sessions.wayback, runner.lane("wayback"),
                                       environ=environ, sleep=sleep, clock=clock, checkpoint=check))

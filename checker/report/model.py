@@ -69,6 +69,7 @@ class LinkRow:
     revived_at: datetime | None
     history: tuple[HistoryPoint, ...]
     occurrences: tuple[Occurrence, ...]
+    archive_fidelity: str | None = None     # the local copy's check: "ok: ...", "partial: ... (lost 3)"
 
     @property
     def failing(self) -> bool:
@@ -251,7 +252,7 @@ def _link_row(r: LinkRecord, history: tuple[HistoryPoint, ...], snap: SnapshotRe
         checked_at=r.checked_at, latency_ms=r.latency_ms, at_risk=r.at_risk,
         archive_url=snap.archive_url if snap else None, archive_service=snap.service if snap else None,
         first_failing_at=r.first_failing_at, dead_since=r.dead_since, revived_at=r.revived_at,
-        history=history, occurrences=tuple(occ))
+        history=history, occurrences=tuple(occ), archive_fidelity=snap.fidelity if snap else None)
 
 
 def _summary(rows: tuple[LinkRow, ...]) -> Summary:

@@ -14,16 +14,16 @@ from typing import Any, Iterable, Sequence
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 
-from ..archive.base import ArchiveJob, SnapshotRecord
+from ..archive.base import ArchiveJob, Fidelity, SnapshotRecord, StoredResource
 from ..archive.policy import Action, ArchiveCandidate, JobState, PlannedJob
 from ..logs import redact, secrets_from
 from ..models import Health
-from .schema import archive_jobs, links, snapshots, url_digest
+from .schema import archive_jobs, archive_resources, links, snapshots, url_digest
 
 __all__ = ["StoredSnapshot", "archive_candidates", "enqueue_jobs", "due_jobs", "update_job",
            "add_snapshot", "snapshots_for_url", "local_snapshot_with_digest", "saves_since",
            "job_counts", "local_snapshots", "drop_snapshot", "requeue_job", "jobs_for_url",
-           "LANE_PAUSED", "lane_paused_until"]
+           "LANE_PAUSED", "lane_paused_until", "find_resources", "remember_resources", "StoreResourceIndex"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,16 +139,29 @@ async def add_snapshot(store: Any, link_id: int, snap: SnapshotRecord, now: date
 
 
 async def _insert_snapshot(conn: Any, link_id: int, snap: SnapshotRecord, now: datetime) -> None:
+    f = snap.fidelity
+    measured = {} if f is None else dict(
+        text_chars=f.text_chars, live_text_chars=f.live_text_chars, pictures_kept=f.pictures_kept,
+        pictures_found=f.pictures_found, copy_bytes=f.copy_bytes, warc_bytes=f.warc_bytes,
+        fidelity_note=f.note or None)
     await conn.execute(insert(snapshots).values(
         link_id=link_id, service=snap.service, archive_url=snap.archive_url,
         local_path=snap.local_path, warc_offset=snap.warc_offset, digest=snap.digest,
-        captured_at=snap.captured_at, http_status=snap.http_status, created_at=now))
+        captured_at=snap.captured_at, http_status=snap.http_status, created_at=now, **measured))
+
+
+def fidelity_of(r: Any) -> Fidelity | None:
+    """The fidelity figures of a snapshots row (None when it was not measured)."""
+    if getattr(r, "text_chars", None) is None:
+        return None
+    return Fidelity(r.text_chars, r.live_text_chars or 0, r.pictures_kept or 0, r.pictures_found or 0,
+                    r.copy_bytes or 0, r.warc_bytes or 0, r.fidelity_note or "")
 
 
 def _record(r: Any) -> StoredSnapshot:
     return StoredSnapshot(r.id, r.link_id, r.url, SnapshotRecord(
         r.service, r.archive_url, _utc(r.captured_at), r.http_status, r.local_path,
-        r.warc_offset, r.digest))
+        r.warc_offset, r.digest, fidelity_of(r)))
 
 
 async def snapshots_for_url(store: Any, url: str) -> list[StoredSnapshot]:
@@ -237,3 +250,42 @@ async def lane_paused_until(store: Any, service: str, now: datetime) -> datetime
         archive_jobs.c.next_try_at > now)
     async with store.engine.connect() as conn:
         return _utc((await conn.execute(query)).scalar_one_or_none())
+
+
+async def find_resources(store: Any, digests: list[str]) -> dict[str, StoredResource]:
+    """Resources written in full into local WARCs, by payload digest."""
+    out: dict[str, StoredResource] = {}
+    async with store.engine.connect() as conn:
+        for start in range(0, len(digests), 500):      # bound the IN list
+            rows = (await conn.execute(select(archive_resources).where(
+                archive_resources.c.digest.in_(digests[start:start + 500])))).all()
+            out.update({r.digest: StoredResource(r.digest, r.url, r.warc_date, r.warc_path) for r in rows})
+    return out
+
+
+async def remember_resources(store: Any, entries: list[StoredResource], now: datetime) -> None:
+    """Record resources just written in full (a digest seen again points at the newest file)."""
+    if not entries:
+        return
+    unique = {e.digest: e for e in entries}
+    async with store.begin() as conn:
+        await conn.execute(delete(archive_resources).where(archive_resources.c.digest.in_(list(unique))))
+        await conn.execute(insert(archive_resources), [
+            dict(digest=e.digest, url=e.url, warc_date=e.warc_date, warc_path=e.warc_path, created_at=now)
+            for e in unique.values()])
+
+
+class StoreResourceIndex:
+    """The local backend's ResourceIndex on the database (archive_resources)."""
+
+    def __init__(self, store: Any, now: Any) -> None:
+        self.store = store
+        self.now = now
+
+    async def find(self, digests: list[str]) -> dict[str, StoredResource]:
+        """Stored resources by payload digest."""
+        return await find_resources(self.store, digests)
+
+    async def remember(self, entries: list[StoredResource]) -> None:
+        """Record resources just written in full."""
+        await remember_resources(self.store, entries, self.now())

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Text, and_, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ..archive.base import Fidelity
 from .schema import checks, links, notes, occurrences, runs, snapshots
 
 __all__ = ["LinkRecord", "OccurrenceRecord", "SnapshotRecord", "RunRecord",
@@ -64,6 +65,7 @@ class SnapshotRecord:
     captured_at: datetime
     http_status: int | None
     created_at: datetime
+    fidelity: str | None = None      # local copies: "partial: text ..., pictures 3/10 (lost 7) ..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,11 +201,19 @@ async def _history(conn: AsyncConnection, wanted: set[int],
 async def _snapshots(conn: AsyncConnection, active_only: bool) -> tuple[SnapshotRecord, ...]:
     s = snapshots.c
     query = select(s.link_id, s.service, s.archive_url, _raw(s.captured_at), s.http_status,
-                   _raw(s.created_at))
+                   _raw(s.created_at), s.text_chars, s.live_text_chars, s.pictures_kept, s.pictures_found,
+                   s.copy_bytes, s.warc_bytes, s.fidelity_note)
     if active_only:
         query = query.join(links, and_(links.c.id == s.link_id, links.c.active.is_(True)))
     result = await conn.execute(query.order_by(s.link_id, s.captured_at))
-    return tuple(SnapshotRecord(r[0], r[1], r[2], _utc(r[3]), r[4], _utc(r[5])) for r in result)
+    return tuple(SnapshotRecord(r[0], r[1], r[2], _utc(r[3]), r[4], _utc(r[5]), _fidelity(r)) for r in result)
+
+
+def _fidelity(r) -> str | None:
+    if r.text_chars is None:
+        return None
+    return Fidelity(r.text_chars, r.live_text_chars or 0, r.pictures_kept or 0, r.pictures_found or 0,
+                    r.copy_bytes or 0, r.warc_bytes or 0).summary()
 
 
 async def _runs(conn: AsyncConnection, limit: int) -> tuple[RunRecord, ...]:

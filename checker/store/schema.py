@@ -7,7 +7,8 @@ Tables:
   occurrences    link x note x line x col: where each link is cited
   runs           one row per audit or daemon batch, with its counts
   checks         one row per probe: the history that health is derived from
-  snapshots      archived copies (Wayback captures, local WARC records)
+  snapshots      archived copies (Wayback captures, local WARC records, copies' fidelity)
+  archive_resources  resources written in full into local WARCs (later ones are revisits)
   archive_jobs   the archive queue: survives restarts, nothing submitted twice
   leases         named leases with expiry (one daemon per database)
   host_clock     cluster mode: each host's next allowed request start, on the database clock
@@ -30,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 __all__ = ["UTCDateTime", "to_utc", "url_digest", "metadata", "notes", "links", "occurrences", "runs", "checks",
-           "snapshots", "archive_jobs", "leases", "host_clock", "cluster_workers"]
+           "snapshots", "archive_resources", "archive_jobs", "leases", "host_clock", "cluster_workers"]
 
 # Naming convention so that Alembic migrations get stable constraint names on
 # both SQLite (batch mode) and PostgreSQL.
@@ -185,6 +186,23 @@ snapshots = Table(
     Column("digest", String(80)),                            # payload digest (dedup of local copies)
     Column("captured_at", TS, nullable=False),
     Column("http_status", Integer),
+    Column("created_at", TS, nullable=False),
+    # Local copies: measured after writing (issue 11); NULL for Wayback captures.
+    Column("text_chars", Integer),
+    Column("live_text_chars", Integer),
+    Column("pictures_kept", Integer),
+    Column("pictures_found", Integer),
+    Column("copy_bytes", BigInteger),
+    Column("warc_bytes", BigInteger),
+    Column("fidelity_note", Text),
+)
+
+archive_resources = Table(
+    "archive_resources", metadata,
+    Column("digest", String(80), primary_key=True),          # WARC-Payload-Digest
+    Column("url", Text, nullable=False),                     # where it was first written in full
+    Column("warc_date", String(32), nullable=False),
+    Column("warc_path", Text, nullable=False),
     Column("created_at", TS, nullable=False),
 )
 

@@ -82,7 +82,7 @@ def _link_tuple(r: LinkRow, status_index: dict[str, int], host: int, occ: list[i
     history = "".join(_HISTORY_CODE.get(h.status, "?") for h in r.history)
     return [r.url, status_index.get(r.status, -1) if r.status else -1, r.health, r.http_status,
             final, r.title, r.error, _ts(r.checked_at), r.latency_ms, int(r.at_risk), archive_href(r.archive_url),
-            r.archive_service, _ts(r.first_failing_at), host, occ, history, _ts(r.revived_at)]
+            r.archive_service, _ts(r.first_failing_at), host, occ, history, _ts(r.revived_at), r.archive_fidelity]
 
 
 def _moved(r: LinkRow) -> bool:

@@ -29,7 +29,7 @@ def link_dict(r: LinkRow) -> dict[str, Any]:
         # Added fields.
         "normalized_url": r.key, "host": r.host, "archive_service": r.archive_service,
         "first_failing_at": iso(r.first_failing_at), "dead_since": iso(r.dead_since),
-        "revived_at": iso(r.revived_at),
+        "revived_at": iso(r.revived_at), "archive_fidelity": r.archive_fidelity,
         "history": [{"status": h.status, "checked_at": iso(h.checked_at)} for h in r.history],
     }
 

@@ -70,6 +70,8 @@ def _link_line(r: LinkRow, line: int) -> str:
     text = f"- line {line}: {md_url(r.url)} — {r.status}" + (f": {reason}" if reason else "")
     if r.archive_url:
         text += f" — [archived copy]({md_url(r.archive_url)})"
+        if r.archive_fidelity and not r.archive_fidelity.startswith("ok"):
+            text += f" ({md_text(r.archive_fidelity, 80)})"
     return text
 
 

@@ -8,7 +8,7 @@
   // Positions of a link tuple; keep in step with html.py _link_tuple.
   var L = { url: 0, status: 1, health: 2, http: 3, final: 4, title: 5, error: 6, checked: 7,
             latency: 8, risk: 9, archive: 10, archiveService: 11, since: 12, host: 13, occ: 14,
-            hist: 15, revived: 16 };
+            hist: 15, revived: 16, fidelity: 17 };
   var ST = D.statuses, FAILING = { broken: 1, soft404: 1, timeout: 1, unreachable: 1 };
   var RANK = {};
   D.order.forEach(function (s, i) { RANK[s] = i; });
@@ -33,7 +33,14 @@
     if (!url) return null;
     var parsed;
     try { parsed = new URL(url, document.baseURI); } catch (e) { return null; }
-    return /^(https?|file):$/.test(parsed.protocol) ? parsed.href : null;
+    if (!/^(https?|file):$/.test(parsed.protocol)) return null;
+    return servedCopy(parsed);
+  }
+  function servedCopy(parsed) {
+    // Served by the daemon (http), a local copy <archive>/<host>/<name>.html is at
+    // archive/<host>/<name>.html on the same server: browsers refuse file:// links there.
+    if (parsed.protocol !== "file:" || !/^https?:$/.test(location.protocol)) return parsed.href;
+    return new URL("archive/" + parsed.pathname.split("/").slice(-2).join("/"), document.baseURI).href;
   }
   function link(url, text, cls) {
     var href = safeHref(url);
@@ -166,7 +173,13 @@
     var c = timeCell(r[L.checked]); c.setAttribute("data-label", "Checked"); tr.appendChild(c);
     var s = timeCell(r[L.since]); s.setAttribute("data-label", "Failing since"); tr.appendChild(s);
     var a = el("td"); a.setAttribute("data-label", "Archive");
-    if (r[L.archive]) a.appendChild(link(r[L.archive], r[L.archiveService] === "local" ? "local copy" : "Wayback"));
+    if (r[L.archive]) {
+      var copy = link(r[L.archive], r[L.archiveService] === "local" ? "local copy" : "Wayback");
+      if (r[L.fidelity]) copy.title = r[L.fidelity];
+      a.appendChild(copy);
+      // A copy that lost pictures or text says so (its fidelity check, issue 11).
+      if (r[L.fidelity] && r[L.fidelity].indexOf("ok") !== 0) a.appendChild(el("span", "err", " (" + r[L.fidelity].split(",")[1].trim() + ")"));
+    }
     tr.appendChild(a);
     tr.appendChild(citesCell(r));
     return tr;
@@ -284,6 +297,9 @@
     });
   });
   update();
+  Array.prototype.forEach.call(document.querySelectorAll('a[href^="file:"]'), function (a) {
+    a.href = safeHref(a.getAttribute("href")) || "#";
+  });
   document.body.setAttribute("data-ready", "true");
 })();
 {% endraw %}
