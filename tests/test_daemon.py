@@ -29,7 +29,9 @@ from checker.store.schema import checks, leases, links, runs
 
 REPO = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get("LINKHEALTH_TEST_POSTGRES_URL")
-PG_DB = "linkhealth_daemon_test"
+# One database for these tests; a name of its own per checkout (LINKHEALTH_TEST_DAEMON_DB) keeps
+# two suites running at once on one server from emptying each other's tables.
+PG_DB = os.environ.get("LINKHEALTH_TEST_DAEMON_DB", "linkhealth_daemon_test")
 TOKEN = "daemon-test-token-5f1c9a"
 
 BACKENDS = [

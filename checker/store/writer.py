@@ -191,8 +191,15 @@ class CheckWriter:
                 delay = min(delay * 2, 5.0)
 
 
+#: PostgreSQL SQLSTATEs after which the whole transaction can simply be sent again:
+#: deadlock_detected (a scan updating links.active while this batch locks them) and
+#: serialization_failure (https://www.postgresql.org/docs/current/errcodes-appendix.html).
+_RETRY_SQLSTATES = frozenset({"40P01", "40001"})
+
+
 def _retryable(exc: DBAPIError) -> bool:
-    return isinstance(exc, OperationalError) or exc.connection_invalidated
+    return (isinstance(exc, OperationalError) or exc.connection_invalidated
+            or getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES)
 
 
 async def write_batch(conn: AsyncConnection, batch: list[PendingCheck]) -> int:
