@@ -92,12 +92,13 @@ _VERIFY_TITLE = re.compile(
 # IABot: a deep link redirected to the site's root is dead.
 _INDEX_PATHS = frozenset({"", "/", "/index.html", "/index.htm", "/index.php", "/default.aspx"})
 # The final path *is* an error page: its last segment says so (/404, /404.html,
-# /notfound.htm, /page-not-found, /error.html, /error_isp.html), or a segment is 404
-# (DeadlinkChecker's "/404/"). A slug that merely mentions 404
-# (/questions/1/nginx-returns-404) is an article, not an error page.
+# /notfound.htm, /page-not-found, /error.html, /error_isp.html), a segment is 404
+# (DeadlinkChecker's "/404/"), or it is the site's top-level /error page. A slug that
+# merely mentions 404 (/questions/1/nginx-returns-404) is an article, and so is a deep
+# page named Error (MDN's .../Global_Objects/Error, where .../error redirects).
 _NOT_FOUND_SEGMENT = re.compile(
-    r"^(?:404|not[-_]?found|page[-_]?not[-_]?found|error(?:[-_]?(?:404|page|isp))?|errorpage"
-    r"|404[-_]?(?:error|page))(?:\.[a-z]{2,5})?$", re.I)
+    r"^(?:404|not[-_]?found|page[-_]?not[-_]?found|404[-_]?(?:error|page)|error[-_]?(?:404|page|isp)"
+    r"|errorpage)(?:\.[a-z]{2,5})?$|^error\.(?:html?|php|aspx?|jsp)$", re.I)
 # A title that says the page is not found: "404", "404 Not Found | site", "Error 404",
 # "Page not found", 页面不存在. A title that only mentions 404 ("HTTP 404 - Wikipedia",
 # "How to fix nginx 404 errors") or "not found" inside a phrase ("bash: command not
@@ -197,7 +198,7 @@ def _is_not_found_path(path: str) -> bool:
     segments = [segment for segment in path.split("/") if segment]
     if not segments:
         return False
-    return bool(_NOT_FOUND_SEGMENT.match(segments[-1])) or "404" in segments[:-1]
+    return bool(_NOT_FOUND_SEGMENT.match(segments[-1])) or "404" in segments[:-1] or segments[0] == "error"
 
 
 def _path(url: str | None) -> str:

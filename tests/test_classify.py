@@ -279,6 +279,18 @@ def test_transport_failure_on_a_rule_host_keeps_status_and_flag(rules):
     ("https://site.example/a", None, "Error 404", "soft404"),
     ("https://site.example/a", None, "Page not found – Site", "soft404"),
     ("https://site.example/a", None, "bash: command not found 的几种解决办法", "ok"),
+    # error pages after a redirect (DeadlinkChecker's "REDIRECT TO 404", and /error pages)
+    ("https://site.example/a/1", "https://site.example/error?code=404", "出错了", "soft404"),
+    ("https://site.example/a/2", "https://site.example/error/404", "出错了", "soft404"),
+    ("https://site.example/a/3", "https://site.example/static/404/index.html", "出错了", "soft404"),
+    ("https://site.example/a/4", "https://site.example/special/error_isp.html", "网易", "soft404"),
+    ("https://site.example/a/5", "https://site.example/notfound.htm?uri=/a/5", "腾讯网", "soft404"),
+    # ... but a deep page named Error, or an article about errors, is not one
+    ("https://developer.mozilla.org/en-US/docs/Web/JavaScript/Reference/Global_Objects/error",
+     "https://developer.mozilla.org/en-US/docs/Web/JavaScript/Reference/Global_Objects/Error",
+     "Error - JavaScript | MDN", "redirect"),
+    ("https://site.example/old/errors", "https://site.example/guide/error-handling.html", "Error handling", "redirect"),
+    ("https://site.example/old/x", "https://site.example/docs/errors/404-handling", "Handling 404s", "redirect"),
 ])
 def test_generic_soft404_checks(url, final, title, expected):
     hops = (Hop(url, 301),) if final else ()
