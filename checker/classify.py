@@ -128,23 +128,20 @@ def _gone(target: Target, probe: Probe, rule: Rule | None, page: "_Page", status
         if hit is not None:
             live = _live_marker(rule, page)
             if live is not None:
-                return _live_wins(rule, live, hit), status, final_url
+                return _live_wins(rule, live, f"{rule.name}:{hit[0].name}", hit[1]), status, final_url
             return _soft404(rule, hit, page, final_url)
     found = soft404_finding(target, probe, page)
     if found is None:
         return None, status, final_url
     live = _live_marker(rule, page) if rule is not None and page.body else None
     if live is not None:
-        return _live_wins(rule, live, (None, found)), status, final_url
+        return _live_wins(rule, live, found.name, found.error), status, final_url
     return found, Status.SOFT404, final_url
 
 
-def _live_wins(rule: Rule, live: str, beaten: tuple[Marker | None, object]) -> Finding:
+def _live_wins(rule: Rule, live: str, beaten: str, text: str) -> Finding:
     """The finding of a live page that also matched a dead marker: the live marker decided."""
-    marker, detail = beaten
-    name = f"{rule.name}:{marker.name}" if marker is not None else detail.name
-    text = detail if isinstance(detail, str) else detail.error
-    return Finding(f"{rule.name}:live", f"live page ({live}) although {name} matched ({text[:80]})")
+    return Finding(f"{rule.name}:live", f"live page ({live}) although {beaten} matched ({text[:80]})")
 
 
 def explain(target: Target, probe: Probe, rules: RuleSet) -> list[tuple[str, str, str | None]]:

@@ -394,3 +394,18 @@ def test_explain_lists_every_marker_and_the_generic_checks(rules):
     fired = {name for name, _, matched in checks if matched is not None}
     assert fired == {"wechat:live picture_page_info_list", "wechat:gone"}
     assert checks[-2][0] == "generic blocked checks" and checks[-1][0] == "generic soft-404 checks"
+
+
+def test_live_marker_beats_a_generic_soft404_check(rules):
+    url = "https://zhuanlan.zhihu.com/p/404"
+    body = ('<html><head><title>404</title></head><body><div class="RichText ztext">'
+            "<p>一篇题为 404 的随笔。</p></div></body></html>")
+    verdict = classify(Target(url, url, "zhuanlan.zhihu.com"),
+                       Probe(url=url, http_status=200, final_url=url, body=body), rules)
+    assert verdict.status is Status.OK and verdict.rule == "zhihu:live"
+    assert "generic:not-found-title" in verdict.error
+    # The same page without the live marker is a soft 404.
+    bare = body.replace('class="RichText ztext"', 'class="x"')
+    verdict = classify(Target(url, url, "zhuanlan.zhihu.com"),
+                       Probe(url=url, http_status=200, final_url=url, body=bare), rules)
+    assert verdict.status is Status.SOFT404 and verdict.rule == "generic:not-found-title"
