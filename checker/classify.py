@@ -291,7 +291,13 @@ def _live_marker(rule: Rule, page: _Page) -> str | None:
 
 
 def _match(marker: Marker, page: _Page) -> str | None:
-    """The matched text when every condition of the marker holds, else None (cheap tests first)."""
+    """The matched text when every condition of the marker holds, else None.
+
+    Cheapest and most selective first: status and length guards, the URL, the title
+    (one search near the top of the page), the selectors' substring prefilters; only
+    then the body scans (``text`` may list a dozen messages) and, last, HTML parsing.
+    A live article fails at the title or the prefilter and is never scanned or parsed.
+    """
     body = page.body
     if marker.statuses and page.status not in marker.statuses:
         return None
@@ -299,6 +305,14 @@ def _match(marker: Marker, page: _Page) -> str | None:
         return None
     matched = marker.name
     if marker.url_path is not None and not _url_path_hit(marker, page):
+        return None
+    if marker.title or marker.title_is is not None:
+        title = page.title_tag() or ""
+        if marker.title and not any(t in title for t in marker.title):
+            return None
+        if marker.title_is is not None and title.strip() not in marker.title_is:
+            return None
+    if any(sel.prefilter is not None and sel.prefilter not in body for sel in marker.selectors):
         return None
     if marker.text:
         matched = next((t for t in marker.text if t in body), None)
@@ -313,12 +327,6 @@ def _match(marker: Marker, page: _Page) -> str | None:
         if found is None:
             return None
         matched = matched if (marker.text or marker.text_all) else found.group(0)
-    if marker.title or marker.title_is is not None:
-        title = page.title_tag() or ""
-        if marker.title and not any(t in title for t in marker.title):
-            return None
-        if marker.title_is is not None and title.strip() not in marker.title_is:
-            return None
     if not all(page.has(sel) for sel in marker.selectors):
         return None
     if any(page.has(sel) for sel in marker.not_selectors):
