@@ -40,7 +40,7 @@ try:  # the HTTP engine's generic mapping (checker/probe.py), when it is there
 except ImportError:  # pragma: no cover - depends on the engine being installed
     _engine_status = None
 
-__all__ = ["classify", "explain", "generic_status", "stress_sign", "blocked_by", "same_page", "word_count",
+__all__ = ["classify", "explain", "generic_status", "stress_sign", "blocked_by", "same_page", "text_word_count",
            "random_path_url"]
 
 _GOOD = (Status.OK, Status.REDIRECT)
@@ -421,9 +421,17 @@ def same_page(a: Probe, b: Probe) -> bool:
     return len(ta & tb) / len(ta | tb) >= 0.9
 
 
-def word_count(probe: Probe) -> int:
-    """How many distinct words the page has besides those of its own URL (``same_page``'s unit)."""
-    return len(_words(probe))
+_INVISIBLE = re.compile(r"<(script|style|noscript|template)\b.*?</\1\s*>|<!--.*?-->", re.I | re.S)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def text_word_count(probe: Probe) -> int:
+    """How many distinct words a reader sees on the page (no markup, scripts or noscript text).
+
+    A JavaScript shell has next to none, whatever its markup; a page of text has many.
+    """
+    text = _TAG.sub(" ", _INVISIBLE.sub(" ", probe.body or ""))
+    return len(set(re.findall(r"[^\W\d_]{2,}", html.unescape(text))))
 
 
 def _words(probe: Probe) -> set[str]:

@@ -19,14 +19,15 @@ import random
 from typing import Awaitable, Callable
 from urllib.parse import urlsplit
 
-from .classify import random_path_url, same_page, word_count
+from .classify import random_path_url, same_page, text_word_count
 from .models import Probe, Status, Target, Verdict
 from .rules import RuleSet
 
 __all__ = ["SiblingProbe", "MIN_WORDS"]
 
-#: A page needs at least this many distinct words before it is compared: below that,
-#: a JavaScript shell or a bare redirect page, pages look alike without being gone.
+#: A page needs at least this many distinct words of visible text (no markup, scripts or
+#: noscript) before it is compared: below that -- a JavaScript shell, a bare redirect
+#: page, a template whose text is all in scripts -- pages look alike without being gone.
 MIN_WORDS = 15
 
 Fetch = Callable[[Target], Awaitable[Probe]]
@@ -54,7 +55,7 @@ class SiblingProbe:
         if not self.wanted(target, probe, verdict):
             return verdict
         decoy = await self._decoy(probe.final_url or target.url, target)
-        if decoy is None or word_count(probe) < MIN_WORDS or not same_page(probe, decoy):
+        if decoy is None or text_word_count(probe) < MIN_WORDS or not same_page(probe, decoy):
             return verdict
         return Verdict(Status.SOFT404, error="soft 404: the page is the same as a random path on this host "
                        f"({decoy.url}) [generic:random-sibling]", title=verdict.title, final_url=verdict.final_url,

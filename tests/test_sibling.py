@@ -103,6 +103,13 @@ async def test_a_failed_decoy_means_no_comparison():
 
 
 def test_min_words_is_a_real_bar():
-    from checker.classify import word_count
-    assert word_count(Probe(url="https://a.example/x", body=SHELL)) < MIN_WORDS
-    assert word_count(Probe(url="https://a.example/x", body=PAGE)) >= MIN_WORDS
+    from checker.classify import text_word_count
+    assert text_word_count(Probe(url="https://a.example/x", body=SHELL)) < MIN_WORDS
+    assert text_word_count(Probe(url="https://a.example/x", body=PAGE)) >= MIN_WORDS
+    # Markup and scripts do not count: a template whose text lives in a script is a shell.
+    scripted = ("<html><head><title>文章 1234</title><script>var msg_title = 'one two three four five six "
+                "seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen';</script></head><body>"
+                "<div id=js_article><div id=js_content><p>正文正文正文</p></div></div>"
+                "<noscript>JavaScript is not available. Please enable JavaScript or switch to a supported "
+                "browser to continue using this site and see its many pages.</noscript></body></html>")
+    assert text_word_count(Probe(url="https://a.example/x", body=scripted)) < 5
