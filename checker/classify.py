@@ -31,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 import lxml.html
 from lxml.etree import ParserError
 
-from .generic import Finding, blocked_finding, soft404_finding
+from .generic import Finding, blocked_finding, soft404_finding, url_path as _path
 from .models import Cause, Probe, Status, Target, Verdict
 from .rules import Marker, Rule, RuleSet, Selector, TitleSource
 
@@ -228,7 +228,7 @@ def _fallback_status(probe: Probe) -> Status:
 class _Page:
     """The probe's body, with its <title> and its parsed tree computed once, on demand."""
 
-    __slots__ = ("body", "urls", "status", "_title", "_tree")
+    __slots__ = ("body", "urls", "status", "_title", "_tree", "_paths")
 
     def __init__(self, probe: Probe) -> None:
         self.body = probe.body or ""
@@ -237,6 +237,12 @@ class _Page:
         self.urls = tuple(u for u in (probe.final_url, *(hop.url for hop in probe.redirects)) if u)
         self._title: str | None | bool = False
         self._tree = False
+        self._paths: tuple[str, ...] | None = None
+
+    def paths(self) -> tuple[str, ...]:
+        if self._paths is None:
+            self._paths = tuple(_path(u) for u in self.urls)
+        return self._paths
 
     def title_tag(self) -> str | None:
         if self._title is False:
@@ -335,15 +341,7 @@ def _match(marker: Marker, page: _Page) -> str | None:
 
 
 def _url_path_hit(marker: Marker, page: _Page) -> bool:
-    return any(marker.url_path.search(_path(u)) for u in page.urls)
-
-
-def _path(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return ""
-    return parts.path + ("?" + parts.query if parts.query else "")
+    return any(marker.url_path.search(path) for path in page.paths())
 
 
 def _title(rule: Rule, page: _Page) -> str | None:

@@ -158,6 +158,7 @@ class RuleSet:
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules: tuple[Rule, ...] = tuple(rules)
         self._by_host: dict[str, list[Rule]] = {}
+        self._seen: dict[str, list[tuple[int, Rule]]] = {}   # host -> candidates (a run has ~2,000 hosts)
         for rule in self.rules:
             for host in rule.hosts:
                 self._by_host.setdefault(host, []).append(rule)
@@ -170,6 +171,12 @@ class RuleSet:
         return next((r for r in self.rules if r.name == name), None)
 
     def _candidates(self, host: str) -> list[tuple[int, Rule]]:
+        found = self._seen.get(host)
+        if found is None:
+            found = self._seen[host] = self._find_candidates(host)
+        return found
+
+    def _find_candidates(self, host: str) -> list[tuple[int, Rule]]:
         host = host.lower().rstrip(".")
         out: list[tuple[int, Rule]] = []
         labels = host.split(".")
@@ -181,16 +188,21 @@ class RuleSet:
 
     def match(self, url: str) -> Rule | None:
         """The most specific rule whose host (or a parent domain) and path pattern match."""
-        try:
-            parts = urlsplit(url)
-            host = parts.hostname or ""
-        except ValueError:
-            return None
+        host = _simple_host(url)
+        if host is None:
+            try:
+                host = urlsplit(url).hostname or ""
+            except ValueError:
+                return None
         best: tuple[tuple[int, int, int], Rule] | None = None
-        path = parts.path + ("?" + parts.query if parts.query else "")
+        path: str | None = None
         for host_len, rule in self._candidates(host):
-            if rule.path is not None and not rule.path.search(path):
-                continue
+            if rule.path is not None:
+                if path is None:
+                    parts = urlsplit(url)
+                    path = parts.path + ("?" + parts.query if parts.query else "")
+                if not rule.path.search(path):
+                    continue
             key = rule.specificity(host_len)
             if best is None or key > best[0]:
                 best = (key, rule)
@@ -213,6 +225,18 @@ class RuleSet:
             if rule.per_host is not None or rule.interval is not None or rule.headers:
                 return HostPolicy(per_host=rule.per_host, interval=rule.interval, headers=rule.headers)
         return HostPolicy()
+
+
+def _simple_host(url: str) -> str | None:
+    """The lower-cased host of a plain "scheme://host[:port]/..." URL without urlsplit
+    (classify matches a rule for every page); None for anything unusual."""
+    _, sep, rest = url.partition("://")
+    if not sep:
+        return None
+    netloc = rest.partition("/")[0]
+    if any(c in netloc for c in "?#@[\\"):
+        return None
+    return netloc.partition(":")[0].lower()
 
 
 def load_rules(settings: HealthSettings) -> RuleSet:

@@ -409,3 +409,15 @@ def test_live_marker_beats_a_generic_soft404_check(rules):
     verdict = classify(Target(url, url, "zhuanlan.zhihu.com"),
                        Probe(url=url, http_status=200, final_url=url, body=bare), rules)
     assert verdict.status is Status.SOFT404 and verdict.rule == "generic:not-found-title"
+
+
+def test_fast_url_path_agrees_with_urlsplit():
+    from urllib.parse import urlsplit
+    from checker.generic import url_path
+    rng = random.Random(5)
+    urls = ["https://a.com#f/x", "https://a.com/a?b#c?d", "https://u@a.com:8/p?x=1", "mailto:x@y", "https://a.com"]
+    urls += ["https://h.com" + "".join(rng.choice("/?#&=ab.%@:") for _ in range(rng.randint(0, 12)))
+             for _ in range(5000)]
+    for url in urls:
+        parts = urlsplit(url)
+        assert url_path(url) == parts.path + ("?" + parts.query if parts.query else ""), url
