@@ -98,6 +98,13 @@ async def audit(notes: Path, work: Path, sim: CorpusWeb, args: argparse.Namespac
     return proc.returncode, time.monotonic() - start, err.decode()
 
 
+def sibling_probes(db: Path) -> list:
+    """The random-sibling probe's extra requests of each audit (runs.counts), oldest first."""
+    import sqlite3
+    rows = sqlite3.connect(db).execute("select counts from runs where kind = 'audit' order by id").fetchall()
+    return [json.loads(row[0] or "{}").get("sibling_probes") for row in rows]
+
+
 async def screenshots(report: Path, out: Path) -> dict:
     """Desktop and phone screenshots; returns what the page shows and how fast."""
     from playwright.async_api import async_playwright
@@ -139,6 +146,7 @@ async def main() -> None:
         await sim.close()
     summary = json.loads((work / "audit.json").read_text(encoding="utf-8"))["summary"]
     print("summary:", json.dumps(summary, ensure_ascii=False))
+    print("random-sibling probe, extra requests per audit:", sibling_probes(work / ".linkhealth" / "linkhealth.db"))
     report = work / ".linkhealth" / "report.html"
     print(f"report: {report} ({report.stat().st_size / 1e6:.2f} MB)")
     print("browser:", await screenshots(report, out))

@@ -4,10 +4,17 @@ Layers, in order (each only refines the one before):
 1. a target with ``skip`` set gets its verdict without a probe;
 2. the generic HTTP/transport mapping (``checker.probe.transport_status``; a local
    fallback with the same rules is used where that function is missing or says None);
-3. the site rule's ``blocked_statuses`` and blocked markers, and the generic blocked
-   checks (HTTP 999, Cloudflare challenges);
+3. blocked: the site rule's ``blocked_statuses``, the generic blocked checks
+   (checker.generic: 999, Cloudflare, anti-bot statuses, verification/login/visitor
+   walls), then the site rule's blocked markers (the most specific one decides);
 4. on a 2xx page: the site rule's soft-404 markers, then the generic soft-404 checks
-   (IABot's redirect-to-root rule, 404-ish redirect targets and titles).
+   (IABot's redirect-to-root rule, error-page redirects, not-found titles).
+
+Precedence: a live marker of the site rule (``live`` selectors, ``live_text``) beats
+every marker and generic soft-404 check; the verdict then says so ("rule:live") and
+names the marker it beat. The verdict's ``rule`` names whatever decided, and its error
+text ends with it in brackets, so that the report (which shows the error) says which
+marker decided.
 
 Pure and cheap: markers are substring tests first; the HTML is parsed (lxml, once)
 only when a marker's cheap conditions all hold and it needs a CSS selector.
@@ -19,11 +26,12 @@ import html
 import random
 import re
 import string
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import lxml.html
 from lxml.etree import ParserError
 
+from .generic import Finding, blocked_finding, soft404_finding, url_path as _path
 from .models import Cause, Probe, Status, Target, Verdict
 from .rules import Marker, Rule, RuleSet, Selector, TitleSource
 
@@ -32,41 +40,15 @@ try:  # the HTTP engine's generic mapping (checker/probe.py), when it is there
 except ImportError:  # pragma: no cover - depends on the engine being installed
     _engine_status = None
 
-__all__ = ["classify", "generic_status", "same_page", "random_path_url"]
+__all__ = ["classify", "explain", "generic_status", "stress_sign", "blocked_by", "same_page", "text_word_count",
+           "random_path_url"]
 
 _GOOD = (Status.OK, Status.REDIRECT)
 _TITLE_TAG = re.compile(r"<title\b[^>]*>(.*?)</title\s*>", re.I | re.S)
 _JS_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|.)", re.S)
 _SPACE = re.compile(r"\s+")
-
-# Generic checks for every host ------------------------------------------------------
-# LinkedIn (and a few others) answer robots with the non-standard status 999.
-_BLOCKED_GENERIC = frozenset({999})
-# Cloudflare marks challenge responses with "cf-mitigated: challenge"
-# (developers.cloudflare.com, "Detect a Challenge Page response"); older challenge
-# pages are recognised by their markup, served with 403, 429 or 503.
-_CF_STATUSES = frozenset({403, 429, 503})
-_CF_MARKERS = ("challenge-platform", "cf_chl_opt", "cf-chl-", "<title>Just a moment...</title>",
-               "Attention Required! | Cloudflare")
-# IABot: a deep link redirected to the site's root, or to a URL whose path says 404 /
-# not found, is dead (InternetArchiveBot's dead-link detection, "soft 404" rules).
-_INDEX_PATHS = frozenset({"", "/", "/index.html", "/index.htm", "/index.php", "/default.aspx"})
-# The final path *is* a not-found page: its last segment says so (/404, /404.html,
-# /notfound, /page-not-found, /error/404). A slug that merely mentions 404
-# (/questions/1/nginx-returns-404) is an article, not an error page.
-_NOT_FOUND_SEGMENT = re.compile(
-    r"^(?:404|not[-_]?found|page[-_]?not[-_]?found|error[-_]?404|404[-_]?(?:error|page))"
-    r"(?:\.[a-z]{2,5})?$", re.I)
-# A title that says the page is not found: "404", "404 Not Found | site", "Error 404",
-# "Page not found", 页面不存在. A title that only mentions 404 ("HTTP 404 - Wikipedia",
-# "How to fix nginx 404 errors") or "not found" inside a phrase ("bash: command not
-# found") is an article about it, and stays ok.
-_NOT_FOUND_TITLE = re.compile(
-    r"^\s*(?:error\s*)?404(?:\s*error)?\s*(?:$|[|\-–—:·!.]|not\s+found)"
-    r"|^\s*(?:error\s+404|404\s+not\s+found)"
-    r"|(?:^|[|\-–—:·(\[]\s*)(?:page\s+|file\s+)?not\s+found\s*(?:$|[|\-–—:·!)\]])"
-    r"|页面不存在|页面没有找到|页面找不到|找不到页面|页面未找到|您访问的页面不存在",
-    re.I)
+# HTTP statuses that answer our pace itself (RFC 6585 429; 503 with Retry-After, RFC 9110 10.2.3).
+_PACE_STATUSES = frozenset({429})
 
 
 def classify(target: Target, probe: Probe, rules: RuleSet) -> Verdict:
@@ -77,32 +59,115 @@ def classify(target: Target, probe: Probe, rules: RuleSet) -> Verdict:
     at_risk = bool(rule and rule.at_risk)
     page = _Page(probe)
     status = generic_status(probe)
-    error, final_url, decided = probe.error, probe.final_url, None
-
-    if rule is not None and probe.http_status in rule.blocked_statuses:
-        status, decided = Status.BLOCKED, f"{rule.name}:blocked_statuses"
-        error = error or f"HTTP {probe.http_status}: the site refuses robots (rule {rule.name})"
-    generic = _generic_blocked(probe, page)
-    if generic is not None:
-        status, (decided, error) = Status.BLOCKED, generic
-    if rule is not None and probe.http_status is not None and page.body:
-        hit = _first_hit(rule, rule.blocked, page)
-        if hit is not None:
-            status, error, decided = Status.BLOCKED, hit[1], f"{rule.name}:{hit[0].name}"
-        elif status in _GOOD:
-            hit = _first_hit(rule, rule.soft404, page)
-            if hit is not None:
-                status, error, final_url = _soft404(hit, page, final_url)
-                decided = f"{rule.name}:{hit[0].name}"
-    if status in _GOOD and decided is None:
-        generic = _generic_soft404(target, probe, page)
-        if generic is not None:
-            status, (decided, error) = Status.SOFT404, generic
-    if status in _GOOD and decided is None:
-        error = None
+    final_url = probe.final_url
+    found = _blocked(rule, probe, page)
+    if found is not None:
+        status = Status.BLOCKED
+    elif status in _GOOD:
+        found, status, final_url = _gone(target, probe, rule, page, status, final_url)
+    if found is not None:
+        error = f"{found.error} [{found.name}]"
+    else:
+        error = None if status in _GOOD else probe.error
     title = _title(rule, page) if rule is not None and rule.title and page.body else None
     return Verdict(status=status, error=error, title=title or probe.title or page.title_tag(),
-                   final_url=final_url, at_risk=at_risk, rule=decided)
+                   final_url=final_url, at_risk=at_risk, rule=found.name if found else None)
+
+
+def stress_sign(target: Target, probe: Probe, rules: RuleSet) -> str | None:
+    """The name of what says "you are going too fast" in this answer, else None.
+
+    A verification or captcha page, a rate-limit page or JSON code (a site rule's blocked
+    marker with ``stress``, or a generic check such as a captcha redirect), HTTP 429, or
+    503 with Retry-After. Not a stress sign: a dead page, a login or visitor wall, a
+    plain 401/403 (they refuse every robot whatever the pace). Cheap: no parsing unless a
+    marker needs a CSS selector.
+    """
+    if target.skip is not None:
+        return None
+    found = blocked_by(target, probe, rules)
+    if found is not None and found.stress:
+        return found.name
+    code = probe.http_status
+    if code in _PACE_STATUSES or (code == 503 and probe.header("retry-after")):
+        return f"http:{code}"
+    return None
+
+
+def blocked_by(target: Target, probe: Probe, rules: RuleSet) -> Finding | None:
+    """What makes this answer ``blocked`` (a rule's marker or a generic check), or None."""
+    if target.skip is not None:
+        return None
+    return _blocked(rules.match(target.url), probe, _Page(probe))
+
+
+def _blocked(rule: Rule | None, probe: Probe, page: "_Page") -> Finding | None:
+    """The blocked layer: the rule's statuses, the generic checks, the rule's blocked markers."""
+    found = blocked_finding(probe, page)
+    if rule is not None and probe.http_status in rule.blocked_statuses:
+        # The site's own status wins over the generic checks (it is the more specific
+        # knowledge); a generic finding on the same page still says whether it is stress.
+        found = Finding(f"{rule.name}:blocked_statuses",
+                        probe.error or f"HTTP {probe.http_status}: the site refuses robots (rule {rule.name})",
+                        stress=bool(found and found.stress))
+    if rule is not None and probe.http_status is not None and page.body:
+        hit = _first_hit(rule.blocked, page)
+        if hit is not None:
+            marker, text = hit
+            live = _live_marker(rule, page)
+            if live is None:
+                return Finding(f"{rule.name}:{marker.name}", text, stress=marker.stress)
+    return found
+
+
+def _gone(target: Target, probe: Probe, rule: Rule | None, page: "_Page", status: Status,
+          final_url: str | None) -> tuple[Finding | None, Status, str | None]:
+    """The soft-404 layer on a 2xx page: the rule's markers, then the generic checks; live wins."""
+    if rule is not None and page.body:
+        hit = _first_hit(rule.soft404, page)
+        if hit is not None:
+            live = _live_marker(rule, page)
+            if live is not None:
+                return _live_wins(rule, live, f"{rule.name}:{hit[0].name}", hit[1]), status, final_url
+            return _soft404(rule, hit, page, final_url)
+    found = soft404_finding(target, probe, page)
+    if found is None:
+        return None, status, final_url
+    live = _live_marker(rule, page) if rule is not None and page.body else None
+    if live is not None:
+        return _live_wins(rule, live, found.name, found.error), status, final_url
+    return found, Status.SOFT404, final_url
+
+
+def _live_wins(rule: Rule, live: str, beaten: str, text: str) -> Finding:
+    """The finding of a live page that also matched a dead marker: the live marker decided."""
+    return Finding(f"{rule.name}:live", f"live page ({live}) although {beaten} matched ({text[:80]})")
+
+
+def explain(target: Target, probe: Probe, rules: RuleSet) -> list[tuple[str, str, str | None]]:
+    """Every check that could decide this page, in order: (name, kind, matched text or None).
+
+    For ``linkhealth rules test``: the site rule's live markers, blocked and soft-404
+    markers (each tried on its own, ignoring precedence), then the generic checks.
+    """
+    rule = rules.match(target.url)
+    page = _Page(probe)
+    out: list[tuple[str, str, str | None]] = []
+    if rule is not None:
+        for text in rule.live_text:
+            out.append((f"{rule.name}:live {text}", "live", text if text in page.body else None))
+        for selector in rule.live:
+            out.append((f"{rule.name}:live {selector.css}", "live", selector.css if page.has(selector) else None))
+        if rule.blocked_statuses:
+            hit = probe.http_status in rule.blocked_statuses
+            out.append((f"{rule.name}:blocked_statuses", "blocked", f"HTTP {probe.http_status}" if hit else None))
+        for marker in rule.blocked + rule.soft404:
+            out.append((f"{rule.name}:{marker.name}", marker.kind, _match(marker, page)))
+    blocked = blocked_finding(probe, page)
+    out.append(("generic blocked checks", "blocked", f"{blocked.name}: {blocked.error}" if blocked else None))
+    gone = soft404_finding(target, probe, page)
+    out.append(("generic soft-404 checks", "soft404", f"{gone.name}: {gone.error}" if gone else None))
+    return out
 
 
 def _skipped(target: Target) -> Verdict:
@@ -112,14 +177,16 @@ def _skipped(target: Target) -> Verdict:
     return Verdict(Status.EXCLUDED, error=target.skip_detail or str(target.skip))
 
 
-def _soft404(hit: tuple[Marker, str], page: "_Page", final_url: str | None):
+def _soft404(rule: Rule, hit: tuple[Marker, str], page: "_Page",
+             final_url: str | None) -> tuple[Finding, Status, str | None]:
     marker, error = hit
+    name = f"{rule.name}:{marker.name}"
     if marker.redirect_js is not None and page.body:
         found = find_js_var(marker.redirect_js, marker.redirect_name, page.body)
         new_url = _js_string(found.group(2)).strip() if found else ""
         if new_url.startswith(("http://", "https://")):
-            return Status.REDIRECT, None, new_url
-    return Status.SOFT404, error, final_url
+            return Finding(name, f"moved: {error}; the page names its new address"), Status.REDIRECT, new_url
+    return Finding(name, error), Status.SOFT404, final_url
 
 
 # ------------------------------------------------------------------------------------
@@ -157,62 +224,11 @@ def _fallback_status(probe: Probe) -> Status:
     return Status.BROKEN
 
 
-def _generic_blocked(probe: Probe, page: "_Page") -> tuple[str, str] | None:
-    """(check name, error) when a generic blocked check fires."""
-    if probe.http_status in _BLOCKED_GENERIC:
-        return "generic:999", f"HTTP {probe.http_status}: the site refuses robots"
-    if (probe.header("cf-mitigated") or "").strip().lower() == "challenge":
-        return "generic:cloudflare", "Cloudflare challenge (cf-mitigated: challenge)"
-    if probe.http_status in _CF_STATUSES and page.body and any(m in page.body for m in _CF_MARKERS):
-        return "generic:cloudflare", f"Cloudflare challenge page (HTTP {probe.http_status})"
-    return None
-
-
-def _generic_soft404(target: Target, probe: Probe, page: "_Page") -> tuple[str, str] | None:
-    """(check name, error) when a generic soft-404 check fires."""
-    start = probe.url or target.url
-    final = probe.final_url or start
-    if final != start:
-        try:
-            before, after = urlsplit(start), urlsplit(final)
-        except ValueError:
-            before = after = None
-        if before is not None and _same_site(before.hostname, after.hostname):
-            if _is_deep(before) and after.path in _INDEX_PATHS and not after.query:
-                return "generic:redirect-to-root", f"deep link redirected to the site root ({final})"
-            if _is_not_found_path(after.path) and not _is_not_found_path(before.path):
-                return "generic:not-found-redirect", f"redirected to a not-found page ({final})"
-    title = page.title_tag() or probe.title
-    if title and _NOT_FOUND_TITLE.search(title):
-        return "generic:not-found-title", f"page title says not found: {title[:120]}"
-    return None
-
-
-def _is_deep(url: SplitResult) -> bool:
-    """A link to something below the home page: a path, or a query on the index."""
-    return url.path not in _INDEX_PATHS or bool(url.query)
-
-
-def _same_site(a: str | None, b: str | None) -> bool:
-    """Same host, ignoring a leading ``www.``: a short link that lands on another site's
-    home page (bit.ly -> python.org) is a working link, not a dead one."""
-    def bare(host: str | None) -> str:
-        host = (host or "").lower()
-        return host[4:] if host.startswith("www.") else host
-    return bare(a) == bare(b)
-
-
-def _is_not_found_path(path: str) -> bool:
-    """True when the path's last segment names a not-found page."""
-    segments = [segment for segment in path.split("/") if segment]
-    return bool(segments) and bool(_NOT_FOUND_SEGMENT.match(segments[-1]))
-
-
 # ------------------------------------------------------------------------------------
 class _Page:
     """The probe's body, with its <title> and its parsed tree computed once, on demand."""
 
-    __slots__ = ("body", "urls", "status", "_title", "_tree")
+    __slots__ = ("body", "urls", "status", "_title", "_tree", "_paths")
 
     def __init__(self, probe: Probe) -> None:
         self.body = probe.body or ""
@@ -221,6 +237,12 @@ class _Page:
         self.urls = tuple(u for u in (probe.final_url, *(hop.url for hop in probe.redirects)) if u)
         self._title: str | None | bool = False
         self._tree = False
+        self._paths: tuple[str, ...] | None = None
+
+    def paths(self) -> tuple[str, ...]:
+        if self._paths is None:
+            self._paths = tuple(_path(u) for u in self.urls)
+        return self._paths
 
     def title_tag(self) -> str | None:
         if self._title is False:
@@ -253,20 +275,35 @@ class _Page:
         return _clean(found[0].text_content()) if found else None
 
 
-def _first_hit(rule: Rule, markers: tuple[Marker, ...], page: _Page) -> tuple[Marker, str] | None:
-    """The first marker whose conditions hold, with its error text; none on a live page."""
+def _first_hit(markers: tuple[Marker, ...], page: _Page) -> tuple[Marker, str] | None:
+    """The first marker whose conditions hold, with its error text (live markers not considered)."""
     for marker in markers:
         matched = _match(marker, page)
         if matched is not None:
-            # A marker never fires on a page that has the live-article marker.
-            if any(page.has(sel) for sel in rule.live):
-                return None
             return marker, marker.error.replace("{match}", matched)
     return None
 
 
+def _live_marker(rule: Rule, page: _Page) -> str | None:
+    """The rule's first live marker present on the page (a text, then a selector), or None."""
+    body = page.body
+    for text in rule.live_text:
+        if text in body:
+            return text
+    for selector in rule.live:
+        if page.has(selector):
+            return selector.css
+    return None
+
+
 def _match(marker: Marker, page: _Page) -> str | None:
-    """The matched text when every condition of the marker holds, else None (cheap tests first)."""
+    """The matched text when every condition of the marker holds, else None.
+
+    Cheapest and most selective first: status and length guards, the URL, the title
+    (one search near the top of the page), the selectors' substring prefilters; only
+    then the body scans (``text`` may list a dozen messages) and, last, HTML parsing.
+    A live article fails at the title or the prefilter and is never scanned or parsed.
+    """
     body = page.body
     if marker.statuses and page.status not in marker.statuses:
         return None
@@ -274,6 +311,14 @@ def _match(marker: Marker, page: _Page) -> str | None:
         return None
     matched = marker.name
     if marker.url_path is not None and not _url_path_hit(marker, page):
+        return None
+    if marker.title or marker.title_is is not None:
+        title = page.title_tag() or ""
+        if marker.title and not any(t in title for t in marker.title):
+            return None
+        if marker.title_is is not None and title.strip() not in marker.title_is:
+            return None
+    if any(sel.prefilter is not None and sel.prefilter not in body for sel in marker.selectors):
         return None
     if marker.text:
         matched = next((t for t in marker.text if t in body), None)
@@ -288,12 +333,6 @@ def _match(marker: Marker, page: _Page) -> str | None:
         if found is None:
             return None
         matched = matched if (marker.text or marker.text_all) else found.group(0)
-    if marker.title or marker.title_is is not None:
-        title = page.title_tag() or ""
-        if marker.title and not any(t in title for t in marker.title):
-            return None
-        if marker.title_is is not None and title.strip() not in marker.title_is:
-            return None
     if not all(page.has(sel) for sel in marker.selectors):
         return None
     if any(page.has(sel) for sel in marker.not_selectors):
@@ -302,15 +341,7 @@ def _match(marker: Marker, page: _Page) -> str | None:
 
 
 def _url_path_hit(marker: Marker, page: _Page) -> bool:
-    return any(marker.url_path.search(_path(u)) for u in page.urls)
-
-
-def _path(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return ""
-    return parts.path + ("?" + parts.query if parts.query else "")
+    return any(marker.url_path.search(path) for path in page.paths())
 
 
 def _title(rule: Rule, page: _Page) -> str | None:
@@ -386,6 +417,19 @@ def same_page(a: Probe, b: Probe) -> bool:
     if not ta and not tb:
         return True
     return len(ta & tb) / len(ta | tb) >= 0.9
+
+
+_INVISIBLE = re.compile(r"<(script|style|noscript|template)\b.*?</\1\s*>|<!--.*?-->", re.I | re.S)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def text_word_count(probe: Probe) -> int:
+    """How many distinct words a reader sees on the page (no markup, scripts or noscript text).
+
+    A JavaScript shell has next to none, whatever its markup; a page of text has many.
+    """
+    text = _TAG.sub(" ", _INVISIBLE.sub(" ", probe.body or ""))
+    return len(set(re.findall(r"[^\W\d_]{2,}", html.unescape(text))))
 
 
 def _words(probe: Probe) -> set[str]:

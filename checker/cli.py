@@ -322,6 +322,49 @@ def status(config: str | None, db: str | None) -> None:
     """
     from .cluster.commands import cluster_status_text
     click.echo(cluster_status_text(_settings(config, db)))
+@main.group(invoke_without_command=True)
+@click.option("--config", "config", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Config file (default: config/linkhealth.toml when present); its rules_files are loaded.")
+@click.pass_context
+@_edge
+def rules(ctx: click.Context, config: str | None) -> None:
+    """List the active site rules: their hosts, live markers, blocked and soft-404 markers, sources.
+
+    \b
+    Example:
+      linkhealth rules
+      linkhealth rules test saved.html --url https://mp.weixin.qq.com/s/abc
+    """
+    ctx.obj = {"config": config}
+    if ctx.invoked_subcommand is None:
+        from .commands import run_rules_list
+        sys.exit(run_rules_list(_settings(config)))
+
+
+@rules.command("test")
+@click.argument("page", metavar="FILE_OR_URL")
+@click.option("--url", metavar="URL", help="The URL a saved page came from (chooses the site rule).")
+@click.option("--status", type=click.IntRange(100, 999), default=200, show_default=True,
+              help="The HTTP status a saved page was served with.")
+@click.option("--config", "config", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Config file (default: the one given to `rules`, else config/linkhealth.toml).")
+@click.option("--connect-to", multiple=True, metavar="HOST:PORT:ADDR:PORT",
+              help="Send HOST:PORT to ADDR:PORT instead when fetching a URL (curl's meaning).")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), help="Extra CA certificates (PEM).")
+@click.pass_context
+@_edge
+def rules_test(ctx: click.Context, page: str, url: str | None, status: int, config: str | None,
+               connect_to: tuple[str, ...], ca_file: str | None) -> None:
+    """Say which rule and marker fire on a saved page (FILE) or on a URL fetched now, and why.
+
+    \b
+    Example:
+      linkhealth rules test deleted.html --url https://mp.weixin.qq.com/s/abc
+      linkhealth rules test https://zhuanlan.zhihu.com/p/123
+    """
+    from .commands import run_rules_test
+    settings = _settings(config or ctx.obj["config"], connect_to=connect_to, ca_file=ca_file)
+    sys.exit(run_rules_test(settings, page, url, status))
 
 
 @main.group()

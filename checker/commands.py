@@ -23,7 +23,7 @@ from .pipeline import AuditOutcome, run_audit
 from .settings import Settings
 
 __all__ = ["run_audit_command", "run_report_command", "run_archive_command", "run_archive_show",
-           "run_fix_command", "write_stdout", "printable", "plural"]
+           "run_fix_command", "run_rules_list", "run_rules_test", "write_stdout", "printable", "plural"]
 
 EXIT_OK, EXIT_FAILING = 0, 1
 T = TypeVar("T")
@@ -408,4 +408,61 @@ def run_fix_command(settings: Settings, paths: Sequence[str], *, apply: bool) ->
         console.print(f"rewrote {plural(len(fixes), 'link')} in {plural(changed, 'note')}", highlight=False)
     else:
         console.print(f"{plural(len(fixes), 'link')} would change; run with --apply to rewrite", highlight=False)
+    return EXIT_OK
+
+
+def run_rules_list(settings: Settings) -> int:
+    """`linkhealth rules`: the active site rules, their hosts, markers and sources."""
+    from .rules import load_rules
+
+    rules = load_rules(settings.health)
+    console = Console()
+    for rule in rules.rules:
+        flags = " (at risk)" if rule.at_risk else ""
+        console.print(f"[bold]{_t(rule.name)}[/]{flags}  from {_t(rule.source)}", highlight=False)
+        console.print(f"  hosts:   {_t(', '.join(rule.hosts))}" + (f"  path ~ {_t(rule.path.pattern)}" if rule.path
+                                                                   else ""), highlight=False, soft_wrap=True)
+        live = [*rule.live_text, *(s.css for s in rule.live)]
+        if live:
+            console.print(f"  live:    {_t(', '.join(live))}", highlight=False, soft_wrap=True)
+        for kind, markers in (("blocked", rule.blocked), ("soft404", rule.soft404)):
+            names = [m.name for m in markers]
+            if kind == "blocked" and rule.blocked_statuses:
+                names.insert(0, "HTTP " + "/".join(str(s) for s in sorted(rule.blocked_statuses)))
+            if names:
+                console.print(f"  {kind + ':':8} {_t(', '.join(names))}", highlight=False, soft_wrap=True)
+        if rule.cite:
+            console.print(f"  source:  {_t(' '.join(rule.cite.split()))}", highlight=False, soft_wrap=True)
+    console.print(f"{len(rules)} rules; generic checks apply to every host (checker/generic.py)", highlight=False)
+    return EXIT_OK
+
+
+def run_rules_test(settings: Settings, source: str, url: str | None, status: int) -> int:
+    """`linkhealth rules test FILE_OR_URL`: which rule and marker fire on a page, and why."""
+    from .rules import load_rules
+    from .ruletest import fetched_page, saved_page, check_page
+
+    rules = load_rules(settings.health)
+    if source.startswith(("http://", "https://")):
+        target, probe = asyncio.run(fetched_page(source, settings, rules))
+    else:
+        target, probe = saved_page(source, url, status)
+    result = check_page(target, probe, rules)
+    console = Console()
+    verdict = result.verdict
+    console.print(f"url:      {_t(result.url)}", highlight=False, soft_wrap=True)
+    console.print(f"rule:     {_t(result.rule.name) if result.rule else '(no site rule; generic checks only)'}",
+                  highlight=False)
+    console.print(f"HTTP:     {probe.http_status if probe.http_status is not None else '-'}", highlight=False)
+    console.print(f"status:   [bold]{verdict.status}[/]", highlight=False)
+    console.print(f"decided:  {_t(verdict.rule or '(HTTP status alone)')}", highlight=False)
+    if verdict.error:
+        console.print(f"error:    {_t(verdict.error)}", highlight=False, soft_wrap=True)
+    if verdict.title:
+        console.print(f"title:    {_t(verdict.title)}", highlight=False, soft_wrap=True)
+    console.print("checks:", highlight=False)
+    for name, kind, matched in result.checks:
+        mark = "[green]fires[/]" if matched is not None else "-    "
+        detail = f"  ({_t(matched[:100])})" if matched is not None else ""
+        console.print(f"  {mark} {kind:8} {_t(name)}{detail}", highlight=False, soft_wrap=True)
     return EXIT_OK

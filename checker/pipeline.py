@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
-from .classify import classify, random_path_url, same_page
+from .classify import classify
 from .extract import extract
 from .health import next_check_at, next_health
 from .models import (
@@ -32,6 +32,7 @@ from .notes import ScanResult, Skipped, display_path, encoding_notice, scan
 from .probe import Prober
 from .rules import RuleSet, load_rules
 from .settings import Settings
+from .sibling import SiblingProbe
 from .targets import from_stored, is_file_target, to_target
 
 __all__ = [
@@ -101,6 +102,7 @@ class CheckOutcome:
     resumed_runs: tuple[int, ...] = ()
     by_status: Counter = field(default_factory=Counter)
     interrupted: bool = False
+    sibling_probes: int = 0    # extra requests of the random-sibling probe (one per host at most)
 
 
 @dataclass
@@ -219,9 +221,11 @@ async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int 
         progress.start(len(todo))
     rng = random.Random()
     prober = Prober(settings, host_policy=rules.host_policy, limiter=limiter, session=session)
+    sibling = SiblingProbe(prober.fetch, rules, enabled=settings.health.sibling_probe, rng=rng)
 
     async def sink(target: Target, probe: Probe, verdict: Verdict | None = None) -> None:
-        verdict = verdict or await _verdict(prober, target, probe, rules, rng)
+        verdict = verdict or await _verdict(sibling, target, probe, rules)
+        outcome.sibling_probes = sibling.requests
         checked_at = now_fn()
         result = CheckResult(target=target, probe=probe, verdict=verdict, checked_at=checked_at)
         prev = states[target.url].health_state if target.url in states else HealthState()
@@ -264,24 +268,15 @@ def _advance(prev: HealthState, *, status: Status, checked_at: datetime, setting
     return state, next_check_at(state, status, checked_at, settings.health, rng)
 
 
-async def _verdict(prober: Prober, target: Target, probe: Probe, rules: RuleSet,
-                   rng: random.Random) -> Verdict:
-    """Classify; where a site rule asks, compare the page with a random path of its host."""
+async def _verdict(sibling: SiblingProbe, target: Target, probe: Probe, rules: RuleSet) -> Verdict:
+    """Classify; a live-looking page is then compared with a random sibling path of its host."""
     try:
         verdict = classify(target, probe, rules)
     except Exception as exc:   # noqa: BLE001 - a hostile page is this link's result, not the run's end
         log.warning("classifying %s failed: %r", target.url, exc)
         return Verdict(Status.BROKEN, error=f"internal error while classifying: {type(exc).__name__}: "
                                             f"{str(exc)[:200]}")
-    rule = rules.match(target.url)
-    if verdict.status is Status.OK and rule is not None and getattr(rule, "compare_random_path", False):
-        decoy_url = random_path_url(probe.final_url or target.url, rng)
-        decoy = await prober.fetch(Target(url=decoy_url, display_url=decoy_url, host=target.host))
-        if same_page(probe, decoy):
-            return Verdict(Status.SOFT404, error="soft 404: the page is the same as a random path on "
-                           "this host", title=verdict.title, final_url=verdict.final_url,
-                           at_risk=verdict.at_risk, rule=f"{rule.name}:compare")
-    return verdict
+    return await sibling.check(target, probe, verdict)
 
 
 def _plan(targets: Sequence[Target], states: Mapping, settings: Settings, now: datetime,
@@ -355,7 +350,8 @@ async def run_audit(store, settings: Settings, paths: Sequence[str], *,
         await store.finish_run(run_id, state=state, now=utcnow(), notes_scanned=scan_outcome.notes_scanned,
                                notes_skipped=len(scan_outcome.notes_skipped), links_total=len(targets),
                                links_checked=check.checked,
-                               counts={"status": dict(outcome.statuses), "health": dict(outcome.healths)})
+                               counts={"status": dict(outcome.statuses), "health": dict(outcome.healths),
+                                       "sibling_probes": check.sibling_probes})
     if archive:
         from .archive import plan_archive, run_archive
         await plan_archive(store, settings, utcnow())

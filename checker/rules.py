@@ -15,15 +15,22 @@ File format (see ``config/rules.toml`` for the documented example)::
     path = "^/s"                    # optional regex searched in the path (+ ?query)
     at_risk = true
     live = ["#js_content"]          # selectors of a live page: no marker fires when present
+    live_text = ["picture_page_info_list"]  # substrings of a live page (same effect)
     title = ["js:msg_title", "meta:og:title", "css:#activity-name", "title"]
     blocked_statuses = [403]        # HTTP statuses meaning "refused", not "broken"
     headers = { Referer = "https://example.com/" }
     per_host = 2                    # concurrency override for these hosts
     interval = "1s"                 # minimum interval between requests to one host
-    compare_random_path = false     # soft-404 by comparison with a random path
+    compare_random_path = false     # the random-sibling probe for these hosts (default: health.sibling_probe)
+    source = "https://..."          # where the page forms come from (shown by `linkhealth rules`)
     [[rule.soft404]]                # markers; also [[rule.blocked]]
     text = ["deleted"]              # any of these in the body (the match is the error text)
     ...                             # see Marker below
+
+Precedence: a live marker (``live``, ``live_text``) beats every soft404 and blocked
+marker of its rule; the verdict then names the live marker and the marker it beat.
+Unknown keys are errors, so that a misspelt key never silently does nothing; new keys
+(politeness, say) are added to ``_RULE_KEYS`` and to ``Rule``.
 """
 
 from __future__ import annotations
@@ -50,14 +57,14 @@ __all__ = ["Selector", "Marker", "TitleSource", "Rule", "RuleSet", "load_rules",
 BUILTIN_RULES = "data/rules.toml"
 
 _RULE_KEYS = {
-    "name", "hosts", "path", "at_risk", "live", "title", "blocked_statuses", "headers",
+    "name", "hosts", "path", "at_risk", "live", "live_text", "title", "blocked_statuses", "headers",
     "per_host", "interval", "compare_random_path", "soft404", "blocked", "source", "enabled",
 }
 _MARKER_KEYS = {
     "name", "text", "text_all", "regex", "title", "title_is", "selectors", "not_selectors",
-    "url_path", "statuses", "max_body", "error", "redirect_js", "source",
+    "url_path", "statuses", "max_body", "error", "redirect_js", "source", "stress",
 }
-_CONDITIONS = _MARKER_KEYS - {"name", "error", "redirect_js", "source", "max_body", "statuses"}
+_CONDITIONS = _MARKER_KEYS - {"name", "error", "redirect_js", "source", "max_body", "statuses", "stress"}
 _NAME_TOKEN = re.compile(r"[#.]([A-Za-z0-9_-]+)")
 # Matched with .match() where the name is found by str.find (see classify.find_js_var):
 # a regex search would scan a long article position by position.
@@ -85,7 +92,9 @@ class Marker:
     ``max_body`` (body no longer than this many characters, so that an article merely
     quoting the phrase does not count). ``error`` is the error text (``{match}`` is the
     matched text, the default); ``redirect_js`` names a JS variable holding the page's
-    new URL, which turns the verdict into a redirect to it.
+    new URL, which turns the verdict into a redirect to it. ``stress`` (blocked markers,
+    default true) says the answer is a verification, captcha or rate-limit page, a sign
+    that our pace is too fast (a login or visitor wall is not).
     """
 
     name: str
@@ -103,6 +112,8 @@ class Marker:
     error: str = "{match}"
     redirect_js: re.Pattern | None = None
     redirect_name: str = ""      # the variable named by redirect_js
+    stress: bool = False         # a blocked answer caused by our pace (captcha, rate limit)
+    cite: str = ""               # the marker's own public source, when it has one
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,15 +135,17 @@ class Rule:
     path: re.Pattern | None = None
     at_risk: bool = False
     live: tuple[Selector, ...] = ()
+    live_text: tuple[str, ...] = ()
     title: tuple[TitleSource, ...] = ()
     blocked_statuses: frozenset[int] = frozenset()
     headers: tuple[tuple[str, str], ...] = ()
     per_host: int | None = None
     interval: float | None = None
-    compare_random_path: bool = False
+    compare_random_path: bool | None = None   # None: health.sibling_probe decides
     blocked: tuple[Marker, ...] = ()
     soft404: tuple[Marker, ...] = ()
     source: str = ""     # the file the rule came from
+    cite: str = ""       # the rule's ``source`` key: where the page forms it encodes come from
 
     def specificity(self, host_len: int) -> tuple[int, int, int]:
         """Sort key: longer host match, then a path pattern, then a longer pattern."""
@@ -145,6 +158,7 @@ class RuleSet:
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules: tuple[Rule, ...] = tuple(rules)
         self._by_host: dict[str, list[Rule]] = {}
+        self._seen: dict[str, list[tuple[int, Rule]]] = {}   # host -> candidates (a run has ~2,000 hosts)
         for rule in self.rules:
             for host in rule.hosts:
                 self._by_host.setdefault(host, []).append(rule)
@@ -157,6 +171,12 @@ class RuleSet:
         return next((r for r in self.rules if r.name == name), None)
 
     def _candidates(self, host: str) -> list[tuple[int, Rule]]:
+        found = self._seen.get(host)
+        if found is None:
+            found = self._seen[host] = self._find_candidates(host)
+        return found
+
+    def _find_candidates(self, host: str) -> list[tuple[int, Rule]]:
         host = host.lower().rstrip(".")
         out: list[tuple[int, Rule]] = []
         labels = host.split(".")
@@ -168,16 +188,21 @@ class RuleSet:
 
     def match(self, url: str) -> Rule | None:
         """The most specific rule whose host (or a parent domain) and path pattern match."""
-        try:
-            parts = urlsplit(url)
-            host = parts.hostname or ""
-        except ValueError:
-            return None
+        host = _simple_host(url)
+        if host is None:
+            try:
+                host = urlsplit(url).hostname or ""
+            except ValueError:
+                return None
         best: tuple[tuple[int, int, int], Rule] | None = None
-        path = parts.path + ("?" + parts.query if parts.query else "")
+        path: str | None = None
         for host_len, rule in self._candidates(host):
-            if rule.path is not None and not rule.path.search(path):
-                continue
+            if rule.path is not None:
+                if path is None:
+                    parts = urlsplit(url)
+                    path = parts.path + ("?" + parts.query if parts.query else "")
+                if not rule.path.search(path):
+                    continue
             key = rule.specificity(host_len)
             if best is None or key > best[0]:
                 best = (key, rule)
@@ -200,6 +225,18 @@ class RuleSet:
             if rule.per_host is not None or rule.interval is not None or rule.headers:
                 return HostPolicy(per_host=rule.per_host, interval=rule.interval, headers=rule.headers)
         return HostPolicy()
+
+
+def _simple_host(url: str) -> str | None:
+    """The lower-cased host of a plain "scheme://host[:port]/..." URL without urlsplit
+    (classify matches a rule for every page); None for anything unusual."""
+    _, sep, rest = url.partition("://")
+    if not sep:
+        return None
+    netloc = rest.partition("/")[0]
+    if any(c in netloc for c in "?#@[\\"):
+        return None
+    return netloc.partition(":")[0].lower()
 
 
 def load_rules(settings: HealthSettings) -> RuleSet:
@@ -276,13 +313,14 @@ class _Builder:
             name=raw["name"], hosts=hosts, path=self.regex(raw.get("path"), "path"),
             at_risk=self.boolean("at_risk"),
             live=tuple(self.selector(s, "live") for s in self.strings("live")),
+            live_text=self.strings("live_text"),
             title=tuple(self.title_source(s) for s in self.strings("title")),
             blocked_statuses=self.statuses(raw.get("blocked_statuses", []), "blocked_statuses"),
             headers=tuple((k, v) for k, v in headers.items()),
             per_host=self.positive_int("per_host"), interval=self.duration("interval"),
-            compare_random_path=self.boolean("compare_random_path"),
+            compare_random_path=self.boolean("compare_random_path", default=None),
             blocked=self.markers("blocked"), soft404=self.markers("soft404"),
-            source=self.source,
+            source=self.source, cite=self.string("source"),
         )
         return rule, True
 
@@ -295,10 +333,16 @@ class _Builder:
             raise self.fail("expected a string or a list of strings", key, marker)
         return tuple(value)
 
-    def boolean(self, key: str, default: bool = False) -> bool:
-        value = self.raw.get(key, default)
-        if not isinstance(value, bool):
-            raise self.fail("expected true or false", key)
+    def boolean(self, key: str, default: bool | None = False, raw: dict | None = None, marker=None) -> bool:
+        value = (self.raw if raw is None else raw).get(key, default)
+        if not isinstance(value, bool) and not (value is None and default is None):
+            raise self.fail("expected true or false", key, marker)
+        return value
+
+    def string(self, key: str, raw: dict | None = None, marker=None) -> str:
+        value = (self.raw if raw is None else raw).get(key, "")
+        if not isinstance(value, str):
+            raise self.fail("expected a string", key, marker)
         return value
 
     def positive_int(self, key: str) -> int | None:
@@ -373,9 +417,9 @@ class _Builder:
         max_body = raw.get("max_body")
         if max_body is not None and (isinstance(max_body, bool) or not isinstance(max_body, int) or max_body <= 0):
             raise self.fail("expected a positive number of characters", "max_body", where)
-        error = raw.get("error", "{match}")
-        if not isinstance(error, str):
-            raise self.fail("expected a string", "error", where)
+        error = self.string("error", raw, where) if "error" in raw else "{match}"
+        if "stress" in raw and kind != "blocked":
+            raise self.fail("only [[rule.blocked]] markers are stress signs", "stress", where)
         redirect_js = raw.get("redirect_js")
         if redirect_js is not None and not (isinstance(redirect_js, str)
                                             and re.fullmatch(r"[A-Za-z_$][\w$]*", redirect_js)):
@@ -394,6 +438,8 @@ class _Builder:
             max_body=max_body, error=error,
             redirect_js=re.compile(_JS_VAR.format(name=re.escape(redirect_js))) if redirect_js else None,
             redirect_name=redirect_js or "",
+            stress=kind == "blocked" and self.boolean("stress", True, raw, where),
+            cite=self.string("source", raw, where),
         )
 
 

@@ -102,6 +102,7 @@ class HealthSettings:
     recheck_jitter: float = 0.1
     rules_files: tuple[str, ...] = ()
     builtin_rules: bool = True
+    sibling_probe: bool = True
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import sqlite3
 import sys
 import tomllib
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import trustme
@@ -86,7 +87,9 @@ def web_args(web: SimWeb, ca_file: str) -> list[str]:
 def server_ssl(tls_ca: trustme.CA):
     """The scripted web's certificate, valid also for every host of the fixture page index."""
     import ssl
-    hosts = {entry["host"] for entry in tomllib.loads((PAGES / "index.toml").read_text("utf-8"))["page"]}
+    index = tomllib.loads((PAGES / "index.toml").read_text("utf-8"))["page"]
+    hosts = {entry["host"] for entry in index}
+    hosts |= {urlsplit(e["redirect"]["to"]).hostname for e in index if e.get("redirect", {}).get("to", "").startswith("http")}
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls_ca.issue_cert(*TLS_NAMES, *sorted(hosts - set(TLS_NAMES))).configure_cert(context)
     return context
@@ -149,8 +152,11 @@ async def test_site_rule_fixture_pages_end_to_end(web, ca_file, project):
         ctype = entry.get("content_type", "text/html; charset=utf-8")
         redirect = entry.get("redirect")
         if redirect:
-            web.page(entry["path"], b"", status=redirect["status"], headers={"Location": redirect["to"]})
-            web.page(redirect["to"], body, status=entry.get("status", 200), headers=headers, content_type=ctype)
+            # The scripted web answers by path on every host; a target on another host
+            # (a captcha or visitor wall) is reached through the same --connect-to.
+            web.page(entry["path"].split("?")[0], b"", status=redirect["status"], headers={"Location": redirect["to"]})
+            web.page(urlsplit(redirect["to"]).path, body, status=entry.get("status", 200), headers=headers,
+                     content_type=ctype)
         else:
             web.page(entry["path"].split("?")[0], body, status=entry.get("status", 200), headers=headers,
                      content_type=ctype)
@@ -370,3 +376,32 @@ async def test_extract_never_sends_control_characters_to_the_terminal(project):
     assert "\x1b" not in out and "\x07" not in out
     assert "\thttp://note.test/x\n" in out and "mhttp" not in out
     assert "name\ufffd[2J.md:1:1\tbare\thttp://note.test/y" in out
+async def test_random_sibling_probe_end_to_end(web, ca_file, project):
+    """A host that answers every path with the same page: its links are soft 404s, found
+    with one extra request for that host; a normal host costs one extra request too, and
+    keeps its verdicts. The run records how many extra requests the probe made."""
+    web.same_page_everywhere("same.example.com", (PAGES / "same_page.html").read_bytes())
+    urls = [f"https://same.example.com/notes/{i}.html" for i in range(4)] + ["https://example.com/title",
+                                                                             "https://example.com/og"]
+    write_notes(project / "notes", urls)
+    code, out, err = await run("audit", "notes", "--format", "json", "-o", "out.json", "--fail-on", "never",
+                               "--per-host", "1", *web_args(web, ca_file), cwd=project)
+    assert code == 0, err
+    links = {link["url"]: link for link in json.loads((project / "out.json").read_text("utf-8"))["links"]}
+    for url in urls[:4]:
+        assert links[url]["status"] == "soft404" and "random-sibling" in links[url]["error"], links[url]
+    assert links["https://example.com/title"]["status"] == "ok"
+    assert links["https://example.com/og"]["status"] == "ok"
+    decoys = [r for r in web.requests if r[2].endswith(".html") and r[2].count("/") == 2
+              and not r[2].startswith("/notes/")]
+    assert sorted(r[1].split(":")[0] for r in decoys) == ["example.com", "same.example.com"]
+    db = sqlite3.connect(project / ".linkhealth" / "linkhealth.db")
+    counts = json.loads(db.execute("select counts from runs").fetchone()[0])
+    assert counts["sibling_probes"] == 2
+    # Switched off: no extra request, and the same-page host's links stay ok.
+    before = len(web.requests)
+    code, out, err = await run("audit", "notes", "--format", "json", "--fail-on", "never",
+                               *web_args(web, ca_file), cwd=project, env={"LINKHEALTH_HEALTH_SIBLING_PROBE": "false"})
+    assert code == 0, err
+    assert len(web.requests) - before == len(urls)
+    assert {link["status"] for link in json.loads(out)["links"]} == {"ok"}

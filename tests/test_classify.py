@@ -18,7 +18,9 @@ PAGES = Path(__file__).parent / "fixtures" / "pages"
 MAX_BODY = 256 * 1024
 INDEX = tomllib.loads((PAGES / "index.toml").read_text(encoding="utf-8"))["page"]
 GENERIC_CHECKS = ("generic:999", "generic:cloudflare", "generic:redirect-to-root",
-                  "generic:not-found-redirect", "generic:not-found-title")
+                  "generic:not-found-redirect", "generic:not-found-title", "generic:anti-bot-status",
+                  "generic:verification-redirect", "generic:visitor-redirect", "generic:login-redirect",
+                  "generic:verification-page")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,8 @@ def probe_for(entry: dict, *, title: str | None = None) -> tuple[Target, Probe]:
     hops: tuple[Hop, ...] = ()
     final_url = url
     if redirect:
-        final_url = f"https://{entry['host']}{redirect['to']}"
+        to = redirect["to"]
+        final_url = to if to.startswith("http") else f"https://{entry['host']}{to}"
         hops = (Hop(url, redirect["status"]), Hop(final_url, entry.get("status", 200)))
     content_type = entry.get("content_type", "text/html; charset=utf-8")
     headers = [("content-type", content_type)] + [(k.lower(), v) for k, v in entry.get("headers", {}).items()]
@@ -118,7 +121,7 @@ def test_engine_title_used_without_rule(rules):
     assert (verdict.status, verdict.title, verdict.rule, verdict.at_risk) == (Status.OK, "From engine", None, False)
 
 
-def test_gone_notice_with_live_marker_never_fires(rules):
+def test_gone_notice_with_live_marker_never_fires(rules):  # see also test_live_marker_wins_and_the_verdict_says_so
     body = ('<html><head><title></title></head><body><div class="weui-msg">该内容已被发布者删除</div>'
             '<div id="js_content"><p>正文</p></div></body></html>')
     target = Target("https://mp.weixin.qq.com/s/x", "https://mp.weixin.qq.com/s/x", "mp.weixin.qq.com")
@@ -156,7 +159,7 @@ def test_large_gbk_page_matches_markers_within_the_byte_limit():
     url = "http://bbs.example.cn/t/1"
     probe = Probe(url=url, http_status=200, final_url=url, body=body, body_truncated=truncated)
     verdict = classify(Target(url, url, "bbs.example.cn"), probe, rules)
-    assert truncated and verdict.status is Status.SOFT404 and verdict.error == "帖子已被删除"
+    assert truncated and verdict.status is Status.SOFT404 and verdict.error == "帖子已被删除 [old:gone]"
     assert verdict.title == "旧帖"
 
 
@@ -276,6 +279,18 @@ def test_transport_failure_on_a_rule_host_keeps_status_and_flag(rules):
     ("https://site.example/a", None, "Error 404", "soft404"),
     ("https://site.example/a", None, "Page not found – Site", "soft404"),
     ("https://site.example/a", None, "bash: command not found 的几种解决办法", "ok"),
+    # error pages after a redirect (DeadlinkChecker's "REDIRECT TO 404", and /error pages)
+    ("https://site.example/a/1", "https://site.example/error?code=404", "出错了", "soft404"),
+    ("https://site.example/a/2", "https://site.example/error/404", "出错了", "soft404"),
+    ("https://site.example/a/3", "https://site.example/static/404/index.html", "出错了", "soft404"),
+    ("https://site.example/a/4", "https://site.example/special/error_isp.html", "网易", "soft404"),
+    ("https://site.example/a/5", "https://site.example/notfound.htm?uri=/a/5", "腾讯网", "soft404"),
+    # ... but a deep page named Error, or an article about errors, is not one
+    ("https://developer.mozilla.org/en-US/docs/Web/JavaScript/Reference/Global_Objects/error",
+     "https://developer.mozilla.org/en-US/docs/Web/JavaScript/Reference/Global_Objects/Error",
+     "Error - JavaScript | MDN", "redirect"),
+    ("https://site.example/old/errors", "https://site.example/guide/error-handling.html", "Error handling", "redirect"),
+    ("https://site.example/old/x", "https://site.example/docs/errors/404-handling", "Handling 404s", "redirect"),
 ])
 def test_generic_soft404_checks(url, final, title, expected):
     hops = (Hop(url, 301),) if final else ()
@@ -305,3 +320,104 @@ def test_short_live_zhihu_article_quoting_a_deletion_phrase_stays_ok():
     probe = Probe(url=url, http_status=200, final_url=url, body=body, content_type="text/html")
     verdict = classify(Target(url, url, "zhuanlan.zhihu.com"), probe, load_rules(HealthSettings()))
     assert verdict.status is Status.OK
+
+
+# Stress signs (checker.classify.stress_sign): what says "you are going too fast", apart
+# from dead and from walls that refuse every robot whatever the pace.
+STRESS = [
+    ("wechat_captcha.html", "wechat:verification redirect"),
+    ("wechat_env_check.html", "wechat:environment check"),
+    ("wechat_verify_continue.html", "wechat:verify to continue"),
+    ("wechat_script_verify.html", "wechat:script verification"),
+    ("wechat_too_frequent.html", "wechat:too frequent"),
+    ("zhihu_unhuman.html", "zhihu:unhuman check"),
+    ("zhihu_10003.json", "zhihu:anti-bot JSON"),
+    ("github_rate_limit.html", "github:rate limit"),
+    ("baidu_captcha.html", "baidu:security check"),
+    ("security_check.html", "generic:verification-redirect"),
+    ("verification_title.html", "generic:verification-page"),
+    ("antibot_412.html", "generic:anti-bot-status"),
+    ("bilibili_412.html", "bilibili:blocked_statuses"),
+    ("cloudflare_challenge.html", "generic:cloudflare"),
+    ("linkedin_999.html", "generic:999"),
+    # not stress: gone, walls, a refusal of this client whatever the pace, live pages
+    ("wechat_deleted.html", None),
+    ("weibo_visitor.html", None),
+    ("login_page.html", None),
+    ("visitor_page.html", None),
+    ("x_400.html", None),
+    ("browser_unsupported_400.html", None),
+    ("zhihu_403.html", None),
+    ("wechat_live.html", None),
+    ("wechat_quote_short.html", None),
+]
+
+
+@pytest.mark.parametrize("file,sign", STRESS, ids=[s[0] for s in STRESS])
+def test_stress_sign(file, sign, rules):
+    entry = next(e for e in INDEX if e["file"] == file)
+    target, probe = probe_for(entry)
+    assert classify_module.stress_sign(target, probe, rules) == sign
+    if sign is not None:
+        assert classify(target, probe, rules).status is Status.BLOCKED
+
+
+def test_stress_sign_for_pace_statuses(rules):
+    url = "https://example.org/a"
+    target = Target(url, url, "example.org")
+    assert classify_module.stress_sign(target, Probe(url=url, http_status=429), rules) == "http:429"
+    busy = Probe(url=url, http_status=503, headers=(("retry-after", "30"),))
+    assert classify_module.stress_sign(target, busy, rules) == "http:503"
+    assert classify_module.stress_sign(target, Probe(url=url, http_status=503), rules) is None
+    assert classify_module.stress_sign(target, Probe(url=url, http_status=404), rules) is None
+
+
+def test_live_marker_wins_and_the_verdict_says_so(rules):
+    body = ('<html><head><title></title></head><body><div class="weui-msg">该内容已被发布者删除</div>'
+            '<div id="js_content"><p>正文</p></div></body></html>')
+    url = "https://mp.weixin.qq.com/s/LiveWins"
+    verdict = classify(Target(url, url, "mp.weixin.qq.com"),
+                       Probe(url=url, http_status=200, final_url=url, body=body), rules)
+    assert verdict.status is Status.OK and verdict.rule == "wechat:live"
+    assert "#js_content" in verdict.error and "wechat:gone" in verdict.error
+
+
+def test_rule_decided_errors_name_the_marker(rules):
+    entry = next(e for e in INDEX if e["file"] == "wechat_deleted.html")
+    verdict = classify(*probe_for(entry), rules)
+    assert verdict.error == "该内容已被发布者删除 [wechat:gone]"
+
+
+def test_explain_lists_every_marker_and_the_generic_checks(rules):
+    entry = next(e for e in INDEX if e["file"] == "wechat_picture_post.html")
+    checks = classify_module.explain(*probe_for(entry), rules)
+    fired = {name for name, _, matched in checks if matched is not None}
+    assert fired == {"wechat:live picture_page_info_list", "wechat:gone"}
+    assert checks[-2][0] == "generic blocked checks" and checks[-1][0] == "generic soft-404 checks"
+
+
+def test_live_marker_beats_a_generic_soft404_check(rules):
+    url = "https://zhuanlan.zhihu.com/p/404"
+    body = ('<html><head><title>404</title></head><body><div class="RichText ztext">'
+            "<p>一篇题为 404 的随笔。</p></div></body></html>")
+    verdict = classify(Target(url, url, "zhuanlan.zhihu.com"),
+                       Probe(url=url, http_status=200, final_url=url, body=body), rules)
+    assert verdict.status is Status.OK and verdict.rule == "zhihu:live"
+    assert "generic:not-found-title" in verdict.error
+    # The same page without the live marker is a soft 404.
+    bare = body.replace('class="RichText ztext"', 'class="x"')
+    verdict = classify(Target(url, url, "zhuanlan.zhihu.com"),
+                       Probe(url=url, http_status=200, final_url=url, body=bare), rules)
+    assert verdict.status is Status.SOFT404 and verdict.rule == "generic:not-found-title"
+
+
+def test_fast_url_path_agrees_with_urlsplit():
+    from urllib.parse import urlsplit
+    from checker.generic import url_path
+    rng = random.Random(5)
+    urls = ["https://a.com#f/x", "https://a.com/a?b#c?d", "https://u@a.com:8/p?x=1", "mailto:x@y", "https://a.com"]
+    urls += ["https://h.com" + "".join(rng.choice("/?#&=ab.%@:") for _ in range(rng.randint(0, 12)))
+             for _ in range(5000)]
+    for url in urls:
+        parts = urlsplit(url)
+        assert url_path(url) == parts.path + ("?" + parts.query if parts.query else ""), url

@@ -26,7 +26,8 @@ def load(*files: str, builtin: bool = True):
 
 def test_builtin_rules_load_and_are_package_data():
     rules = load()
-    assert [r.name for r in rules.rules] == ["wechat", "zhihu", "blog platforms", "news and feeds"]
+    assert [r.name for r in rules.rules] == ["wechat", "zhihu", "blog platforms", "news and feeds", "bilibili",
+                                             "baidu", "weibo", "github", "x"]
     wechat = rules.get("wechat")
     assert wechat.at_risk and [m.name for m in wechat.soft404] == ["migrated", "gone"]
     assert (ROOT / "checker" / "data" / "rules.toml").is_file()
@@ -51,8 +52,11 @@ def test_shipped_example_file_loads_on_top_of_builtins():
     ("https://notzhihu.com/", None),
     ("https://weixin.qq.com/", None),
     ("https://someone.github.io/post", "blog platforms"),
-    ("https://github.com/someone", None),
-    ("https://m.weibo.cn/status/1", "news and feeds"),
+    ("https://github.com/someone", "github"),
+    ("https://m.weibo.cn/status/1", "weibo"),
+    ("https://www.163.com/dy/article/X.html", "news and feeds"),
+    ("https://baike.baidu.com/item/x", "baidu"),
+    ("https://www.baidu.com/s?wd=x", None),
     ("https://example.com/", None),
     ("not a url", None),
     ("http://[::1/", None),
@@ -158,6 +162,14 @@ BAD = [
     ("bad redirect_js", '[[rule]]\nname = "r"\nhosts = ["a.com"]\n[[rule.soft404]]\ntext = "x"\n'
      'redirect_js = "a b"\n', "redirect_js", 6),
     ("unknown top-level", 'rules = 1\n', "rules", None),
+    ("stress on a soft404 marker", '[[rule]]\nname = "r"\nhosts = ["a.com"]\n[[rule.soft404]]\ntext = "x"\n'
+     'stress = true\n', "stress", 6),
+    ("stress not a boolean", '[[rule]]\nname = "r"\nhosts = ["a.com"]\n[[rule.blocked]]\ntext = "x"\n'
+     'stress = "no"\n', "stress", 6),
+    ("source not a string", '[[rule]]\nname = "r"\nhosts = ["a.com"]\nsource = ["a"]\n', "source", 4),
+    ("bad live_text", '[[rule]]\nname = "r"\nhosts = ["a.com"]\nlive_text = [1]\n', "live_text", 4),
+    ("compare_random_path not a boolean", '[[rule]]\nname = "r"\nhosts = ["a.com"]\ncompare_random_path = 1\n',
+     "compare_random_path", 4),
 ]
 
 
@@ -196,3 +208,21 @@ def test_missing_and_non_utf8_files(tmp_path):
     path.write_bytes('[[rule]]\nname = "规则"\n'.encode("gbk"))
     with pytest.raises(ConfigError, match="UTF-8"):
         load(str(path))
+
+
+def test_every_builtin_rule_cites_its_source_and_hosts_are_not_shared():
+    rules = load()
+    seen: dict[str, str] = {}
+    for rule in rules.rules:
+        assert len(rule.cite) > 20, f"rule {rule.name} cites no source"
+        for host in rule.hosts:
+            assert host not in seen, f"{host} is in rules {seen[host]!r} and {rule.name!r}: only the first would apply"
+            seen[host] = rule.name
+
+
+def test_new_keys_are_compiled():
+    (rule, _), = parse_rules('[[rule]]\nname = "r"\nhosts = ["a.com"]\nlive_text = ["var ok"]\nsource = "here"\n'
+                             '[[rule.blocked]]\nname = "wall"\ntext = "sign in"\nstress = false\nsource = "there"\n'
+                             '[[rule.blocked]]\nname = "captcha"\ntext = "captcha"\n', source="t")
+    assert rule.live_text == ("var ok",) and rule.cite == "here" and rule.compare_random_path is None
+    assert [(m.name, m.stress, m.cite) for m in rule.blocked] == [("wall", False, "there"), ("captcha", True, "")]

@@ -100,6 +100,7 @@ class SimWeb:
         self.requests: list[tuple[str, str, str, Mapping[str, str]]] = []  # method, host, path, headers
         self.pages: dict[str, Page] = {}
         self.handlers: dict[str, Handler] = {}
+        self.catch_all: dict[str, Page] = {}         # host -> the page it answers for every path
         self.http_port = 0
         self.https_port = 0
         self._runner: web.AppRunner | None = None
@@ -113,6 +114,11 @@ class SimWeb:
         body = html.encode("utf-8") if isinstance(html, str) else html
         self.pages[path] = Page(body, status, tuple((headers or {}).items()), content_type)
         return self.url(path)
+
+    def same_page_everywhere(self, host: str, html: str | bytes) -> None:
+        """Make ``host`` answer 200 with ``html`` for every path not registered otherwise."""
+        body = html.encode("utf-8") if isinstance(html, str) else html
+        self.catch_all[host.lower()] = Page(body, 200, (), "text/html; charset=utf-8")
 
     def route(self, path: str, handler: Handler) -> str:
         """Register an aiohttp handler at ``path`` (exact match); returns its URL."""
@@ -164,6 +170,9 @@ class SimWeb:
             return await self.handlers[path](request)
         if path in self.pages:
             return _serve(self.pages[path])
+        host = (request.host or "").split(":")[0].lower()
+        if host in self.catch_all:   # a host that answers every path with the same page
+            return _serve(self.catch_all[host])
         head, _, rest = path.lstrip("/").partition("/")
         builtin = getattr(self, f"_r_{head.replace('-', '_').replace('.', '_')}", None)
         if builtin is None:
