@@ -8,7 +8,9 @@ Layers, in order (each only refines the one before):
    (checker.generic: 999, Cloudflare, anti-bot statuses, verification/login/visitor
    walls), then the site rule's blocked markers (the most specific one decides);
 4. on a 2xx page: the site rule's soft-404 markers, then the generic soft-404 checks
-   (IABot's redirect-to-root rule, error-page redirects, not-found titles).
+   (IABot's redirect-to-root rule, error-page redirects, not-found titles);
+5. on a broken (4xx/5xx) page: a soft-404 marker whose ``statuses`` list that status
+   names the site's own error page in the error text; the status stays broken.
 
 Precedence: a live marker of the site rule (``live`` selectors, ``live_text``) beats
 every marker and generic soft-404 check; the verdict then says so ("rule:live") and
@@ -65,6 +67,8 @@ def classify(target: Target, probe: Probe, rules: RuleSet) -> Verdict:
         status = Status.BLOCKED
     elif status in _GOOD:
         found, status, final_url = _gone(target, probe, rule, page, status, final_url)
+    elif status is Status.BROKEN and rule is not None and page.body:
+        found = _named_error_page(rule, page)
     if found is not None:
         error = f"{found.error} [{found.name}]"
     else:
@@ -137,6 +141,19 @@ def _gone(target: Target, probe: Probe, rule: Rule | None, page: "_Page", status
     if live is not None:
         return _live_wins(rule, live, found.name, found.error), status, final_url
     return found, Status.SOFT404, final_url
+
+
+def _named_error_page(rule: Rule, page: "_Page") -> Finding | None:
+    """A broken page (4xx/5xx) that one of the rule's soft-404 markers names: it stays broken.
+
+    Only markers whose ``statuses`` list the page's error status take part (a marker
+    without that guard is about 2xx pages). The verdict then says which dead form the
+    site served, e.g. GitHub Pages' "no site here" (the whole site is gone) rather than
+    a bare HTTP 404.
+    """
+    named = tuple(m for m in rule.soft404 if page.status in m.statuses)
+    hit = _first_hit(named, page) if named else None
+    return Finding(f"{rule.name}:{hit[0].name}", hit[1]) if hit else None
 
 
 def _live_wins(rule: Rule, live: str, beaten: str, text: str) -> Finding:

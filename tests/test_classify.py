@@ -421,3 +421,31 @@ def test_fast_url_path_agrees_with_urlsplit():
     for url in urls:
         parts = urlsplit(url)
         assert url_path(url) == parts.path + ("?" + parts.query if parts.query else ""), url
+
+
+def test_error_page_marker_names_a_broken_page_only_for_its_statuses():
+    rules = RuleSet(rule for rule, _ in parse_rules("""
+[[rule]]
+name = "site"
+hosts = ["example.org"]
+[[rule.soft404]]
+name = "named 404"
+statuses = [404]
+text = ["no such page here"]
+[[rule.soft404]]
+name = "unguarded"
+text = ["gone for good"]
+""", source="t.toml"))
+    body = "<html><title>x</title><body>no such page here; gone for good</body></html>"
+    target = Target("https://example.org/a", "https://example.org/a", "example.org")
+
+    def verdict(code: int):
+        probe = Probe(url=target.url, http_status=code, final_url=target.url, body=body,
+                      error=f"HTTP {code}", cause=Cause.HTTP_STATUS)
+        return classify(target, probe, rules)
+
+    named = verdict(404)
+    assert (named.status, named.rule) == (Status.BROKEN, "site:named 404")
+    assert named.error == "no such page here [site:named 404]"
+    other = verdict(410)                        # not in the marker's statuses: the plain error
+    assert (other.status, other.rule, other.error) == (Status.BROKEN, None, "HTTP 410")

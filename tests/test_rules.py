@@ -27,7 +27,8 @@ def load(*files: str, builtin: bool = True):
 def test_builtin_rules_load_and_are_package_data():
     rules = load()
     assert [r.name for r in rules.rules] == ["wechat", "zhihu", "blog platforms", "news and feeds", "bilibili",
-                                             "baidu", "weibo", "github", "x"]
+                                             "baidu", "weibo", "github", "x", "github pages",
+                                             "wikipedia", "read the docs"]
     wechat = rules.get("wechat")
     assert wechat.at_risk and [m.name for m in wechat.soft404] == ["migrated", "gone"]
     assert (ROOT / "checker" / "data" / "rules.toml").is_file()
@@ -51,7 +52,8 @@ def test_shipped_example_file_loads_on_top_of_builtins():
     ("https://zhihu.com/", "zhihu"),
     ("https://notzhihu.com/", None),
     ("https://weixin.qq.com/", None),
-    ("https://someone.github.io/post", "blog platforms"),
+    ("https://someone.github.io/post", "github pages"),
+    ("https://someone.gitee.io/post", "blog platforms"),
     ("https://github.com/someone", "github"),
     ("https://m.weibo.cn/status/1", "weibo"),
     ("https://www.163.com/dy/article/X.html", "news and feeds"),
@@ -103,7 +105,7 @@ enabled = false
 """)
     rules = load(path)
     assert not rules.at_risk("https://mp.weixin.qq.com/s/x")
-    assert rules.get("blog platforms") is None and rules.match("https://x.github.io/") is None
+    assert rules.get("blog platforms") is None and rules.match("https://x.gitee.io/") is None
     assert rules.at_risk("https://www.zhihu.com/q")
 
 
