@@ -50,7 +50,8 @@ MIX = {
               ("title_404.html", 5), ("cloudflare_challenge.html", 5), ("title_not_found_article.html", 10),
               ("csdn_follow_wall.html", 5), ("csdn_login_wall.html", 3), ("arxiv_withdrawn.html", 2),
               ("docs_browser_banner.html", 2), ("bilibili_live.html", 1), ("baike_live_404.html", 1),
-              ("verification_title.html", 1), ("antibot_412.html", 1)],
+              ("verification_title.html", 1), ("antibot_412.html", 1), ("wordpress_post.html", 3),
+              ("wordpress_404.html", 1), ("discuz_thread_live.html", 1), ("discuz_thread_gone.html", 1)],
 }
 STATUS = {"zhihu_403.html": 403, "zhihu_40362.json": 403, "cloudflare_challenge.html": 403, "antibot_412.html": 412}
 CHARSET = {"gbk_article.html": "gbk", "gbk_not_found.html": "gbk"}

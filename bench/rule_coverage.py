@@ -9,7 +9,9 @@ parent domain, then the rule's path pattern; the most specific rule wins). Print
 per rule, the URLs it covers and their share; the total share covered by a named
 rule; and the largest uncovered registrable domains (an approximation: the last two
 labels, three under a two-level public suffix such as com.cn), which only the generic
-checks look at. Reads files only; contacts nothing.
+checks look at. Platform-software rules (``generator``) are keyed by the fetched page,
+so their share cannot be known from URLs: they are listed as "by page", and an
+uncovered URL may still be judged by one. Reads files only; contacts nothing.
 """
 
 from __future__ import annotations
@@ -84,6 +86,9 @@ def main() -> None:
     print(f"unique http(s) URLs: {total}; rules: {len(rules)}")
     print(f"{'rule':<24} {'URLs':>7} {'share':>8}")
     for rule in rules.rules:
+        if rule.generator:    # keyed by the fetched page: a URL cannot say whether it applies
+            print(f"{rule.name:<24} {'-':>7} {'by page':>8}  (generator {', '.join(rule.generator)}; any host)")
+            continue
         print(f"{rule.name:<24} {per_rule[rule.name]:>7} {per_rule[rule.name] / total:>8.2%}")
     print(f"{'named rules, total':<24} {covered:>7} {covered / total:>8.2%}")
     print(f"{'generic checks only':<24} {total - covered:>7} {(total - covered) / total:>8.2%}")

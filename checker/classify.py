@@ -43,7 +43,7 @@ except ImportError:  # pragma: no cover - depends on the engine being installed
     _engine_status = None
 
 __all__ = ["classify", "explain", "generic_status", "stress_sign", "blocked_by", "same_page", "text_word_count",
-           "random_path_url"]
+           "random_path_url", "rule_for"]
 
 _GOOD = (Status.OK, Status.REDIRECT)
 _TITLE_TAG = re.compile(r"<title\b[^>]*>(.*?)</title\s*>", re.I | re.S)
@@ -57,9 +57,9 @@ def classify(target: Target, probe: Probe, rules: RuleSet) -> Verdict:
     """The verdict for one probe of one target, under the site rules."""
     if target.skip is not None:
         return _skipped(target)
-    rule = rules.match(target.url)
-    at_risk = bool(rule and rule.at_risk)
     page = _Page(probe)
+    rule = rule_for(target, page.body, rules)
+    at_risk = bool(rule and rule.at_risk)
     status = generic_status(probe)
     final_url = probe.final_url
     found = _blocked(rule, probe, page)
@@ -102,7 +102,14 @@ def blocked_by(target: Target, probe: Probe, rules: RuleSet) -> Finding | None:
     """What makes this answer ``blocked`` (a rule's marker or a generic check), or None."""
     if target.skip is not None:
         return None
-    return _blocked(rules.match(target.url), probe, _Page(probe))
+    page = _Page(probe)
+    return _blocked(rule_for(target, page.body, rules), probe, page)
+
+
+def rule_for(target: Target, body: str | None, rules: RuleSet) -> Rule | None:
+    """The host rule of the URL, else the platform-software rule the page's generator names."""
+    rule = rules.match(target.url)
+    return rule if rule is not None or not body else rules.match_page(body)
 
 
 def _blocked(rule: Rule | None, probe: Probe, page: "_Page") -> Finding | None:
@@ -167,8 +174,8 @@ def explain(target: Target, probe: Probe, rules: RuleSet) -> list[tuple[str, str
     For ``linkhealth rules test``: the site rule's live markers, blocked and soft-404
     markers (each tried on its own, ignoring precedence), then the generic checks.
     """
-    rule = rules.match(target.url)
     page = _Page(probe)
+    rule = rule_for(target, page.body, rules)
     out: list[tuple[str, str, str | None]] = []
     if rule is not None:
         for text in rule.live_text:

@@ -420,8 +420,11 @@ def run_rules_list(settings: Settings) -> int:
     for rule in rules.rules:
         flags = " (at risk)" if rule.at_risk else ""
         console.print(f"[bold]{_t(rule.name)}[/]{flags}  from {_t(rule.source)}", highlight=False)
-        console.print(f"  hosts:   {_t(', '.join(rule.hosts))}" + (f"  path ~ {_t(rule.path.pattern)}" if rule.path
-                                                                   else ""), highlight=False, soft_wrap=True)
+        if rule.generator:    # a platform-software rule: any host whose page names this generator
+            console.print(f"  generator: {_t(', '.join(rule.generator))} (any host)", highlight=False, soft_wrap=True)
+        else:
+            console.print(f"  hosts:   {_t(', '.join(rule.hosts))}" + (f"  path ~ {_t(rule.path.pattern)}" if rule.path
+                                                                       else ""), highlight=False, soft_wrap=True)
         live = [*rule.live_text, *(s.css for s in rule.live)]
         if live:
             console.print(f"  live:    {_t(', '.join(live))}", highlight=False, soft_wrap=True)

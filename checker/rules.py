@@ -12,6 +12,7 @@ File format (see ``config/rules.toml`` for the documented example)::
     [[rule]]
     name = "wechat"                 # required, unique
     hosts = ["mp.weixin.qq.com"]    # required; a host also matches its subdomains
+    # generator = ["WordPress"]     # instead of hosts: a platform-software rule (see below)
     path = "^/s"                    # optional regex searched in the path (+ ?query)
     at_risk = true
     live = ["#js_content"]          # selectors of a live page: no marker fires when present
@@ -31,6 +32,13 @@ Precedence: a live marker (``live``, ``live_text``) beats every soft404 and bloc
 marker of its rule; the verdict then names the live marker and the marker it beat.
 Unknown keys are errors, so that a misspelt key never silently does nothing; new keys
 (politeness, say) are added to ``_RULE_KEYS`` and to ``Rule``.
+
+A platform-software rule has ``generator`` instead of ``hosts``: it holds on any host
+whose page declares that software in ``<meta name="generator" content="...">``
+(a substring of the content, e.g. "WordPress", "Discuz!"), and is tried only when no
+host rule matches the URL. It is known only once the page is fetched, so the keys that
+act before (``path``, ``at_risk``, ``headers``, ``per_host``, ``interval``,
+``compare_random_path``) are errors on it.
 """
 
 from __future__ import annotations
@@ -58,8 +66,10 @@ BUILTIN_RULES = "data/rules.toml"
 
 _RULE_KEYS = {
     "name", "hosts", "path", "at_risk", "live", "live_text", "title", "blocked_statuses", "headers",
-    "per_host", "interval", "compare_random_path", "soft404", "blocked", "source", "enabled",
+    "per_host", "interval", "compare_random_path", "soft404", "blocked", "source", "enabled", "generator",
 }
+# Keys that act before a page is fetched: meaningless on a rule keyed by the page's generator.
+_HOST_ONLY_KEYS = ("path", "at_risk", "headers", "per_host", "interval", "compare_random_path")
 _MARKER_KEYS = {
     "name", "text", "text_all", "regex", "title", "title_is", "selectors", "not_selectors",
     "url_path", "statuses", "max_body", "error", "redirect_js", "source", "stress",
@@ -69,6 +79,10 @@ _NAME_TOKEN = re.compile(r"[#.]([A-Za-z0-9_-]+)")
 # Matched with .match() where the name is found by str.find (see classify.find_js_var):
 # a regex search would scan a long article position by position.
 _JS_VAR = r"{name}\s*=\s*(['\"])((?:\\.|(?!\1).)*)\1"
+# <meta name="generator" content="..."> near the top of a page (it lives in <head>).
+_GENERATOR_META = re.compile(r"<meta\b[^>]*?\bname\s*=\s*[\"']?generator[\"'\s/>][^>]*>", re.I)
+_CONTENT_ATTR = re.compile(r"\bcontent\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>]+))", re.I)
+_HEAD_CHARS = 32768
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +160,7 @@ class Rule:
     soft404: tuple[Marker, ...] = ()
     source: str = ""     # the file the rule came from
     cite: str = ""       # the rule's ``source`` key: where the page forms it encodes come from
+    generator: tuple[str, ...] = ()   # a platform-software rule: substrings of the page's generator
 
     def specificity(self, host_len: int) -> tuple[int, int, int]:
         """Sort key: longer host match, then a path pattern, then a longer pattern."""
@@ -159,6 +174,7 @@ class RuleSet:
         self.rules: tuple[Rule, ...] = tuple(rules)
         self._by_host: dict[str, list[Rule]] = {}
         self._seen: dict[str, list[tuple[int, Rule]]] = {}   # host -> candidates (a run has ~2,000 hosts)
+        self.page_rules: tuple[Rule, ...] = tuple(r for r in self.rules if r.generator)
         for rule in self.rules:
             for host in rule.hosts:
                 self._by_host.setdefault(host, []).append(rule)
@@ -208,6 +224,15 @@ class RuleSet:
                 best = (key, rule)
         return best[1] if best else None
 
+    def match_page(self, body: str) -> Rule | None:
+        """The first platform-software rule whose generator the page declares, or None."""
+        if not self.page_rules:
+            return None
+        generator = page_generator(body)
+        if generator is None:
+            return None
+        return next((r for r in self.page_rules if any(g in generator for g in r.generator)), None)
+
     def at_risk(self, url: str) -> bool:
         """Whether the URL's pages tend to vanish (the matching rule says so)."""
         rule = self.match(url)
@@ -225,6 +250,15 @@ class RuleSet:
             if rule.per_host is not None or rule.interval is not None or rule.headers:
                 return HostPolicy(per_host=rule.per_host, interval=rule.interval, headers=rule.headers)
         return HostPolicy()
+
+
+def page_generator(body: str) -> str | None:
+    """The content of the page's ``<meta name="generator">`` (searched in its first 32 KiB), or None."""
+    if body.find("enerator", 0, _HEAD_CHARS) < 0:      # the cheap test: most pages have none
+        return None
+    meta = _GENERATOR_META.search(body, 0, _HEAD_CHARS)
+    content = _CONTENT_ATTR.search(meta.group(0)) if meta else None
+    return next((v for v in content.groups() if v is not None), None) if content else None
 
 
 def _simple_host(url: str) -> str | None:
@@ -304,8 +338,16 @@ class _Builder:
         if not self.boolean("enabled", default=True):
             return Rule(name=raw["name"], hosts=(), source=self.source), False   # removes a rule
         hosts = tuple(h.lower().strip(".") for h in self.strings("hosts"))
-        if not hosts:
-            raise self.fail("every rule needs at least one host", "hosts")
+        generator = tuple(g for g in self.strings("generator") if g.strip())
+        if "generator" in raw and not generator:
+            raise self.fail("expected a non-empty generator name", "generator")
+        if hosts and generator:
+            raise self.fail("a rule is keyed by hosts or by generator, not both", "generator")
+        if not hosts and not generator:
+            raise self.fail("every rule needs at least one host (or a generator)", "hosts")
+        for key in _HOST_ONLY_KEYS if generator else ():
+            if key in raw:
+                raise self.fail("not on a generator rule: it acts before the page is fetched", key)
         headers = raw.get("headers", {})
         if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
             raise self.fail("expected a table of strings", "headers")
@@ -320,7 +362,7 @@ class _Builder:
             per_host=self.positive_int("per_host"), interval=self.duration("interval"),
             compare_random_path=self.boolean("compare_random_path", default=None),
             blocked=self.markers("blocked"), soft404=self.markers("soft404"),
-            source=self.source, cite=self.string("source"),
+            source=self.source, cite=self.string("source"), generator=generator,
         )
         return rule, True
 

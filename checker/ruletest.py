@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .classify import classify, explain
+from .classify import classify, explain, rule_for
 from .errors import InputError
 from .models import Kind, Probe, Reference, Target, Verdict
 from .page import decode_body, extract_title
@@ -60,5 +60,6 @@ async def fetched_page(url: str, settings: Settings, rules: RuleSet) -> tuple[Ta
 
 def check_page(target: Target, probe: Probe, rules: RuleSet) -> RuleTest:
     """Classify the page and list every check that could have decided it."""
-    return RuleTest(url=target.url, rule=rules.match(target.url), verdict=classify(target, probe, rules),
+    return RuleTest(url=target.url, rule=rule_for(target, probe.body, rules),
+                    verdict=classify(target, probe, rules),
                     checks=tuple(explain(target, probe, rules)))

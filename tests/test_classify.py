@@ -449,3 +449,14 @@ text = ["gone for good"]
     assert named.error == "no such page here [site:named 404]"
     other = verdict(410)                        # not in the marker's statuses: the plain error
     assert (other.status, other.rule, other.error) == (Status.BROKEN, None, "HTTP 410")
+
+
+def test_host_rule_wins_over_a_generator_rule(rules):
+    body = (PAGES / "wordpress_404.html").read_text(encoding="utf-8")
+    for url, rule in (("https://notes.example-wp.net/a", "wordpress:404 template"),
+                      ("https://someone.github.io/a", "generic:not-found-title")):   # github pages' rule there
+        target = Target(url, url, url.split("/")[2])
+        probe = Probe(url=url, http_status=200, final_url=url, body=body)
+        verdict = classify(target, probe, rules)
+        assert verdict.rule == rule, verdict
+        assert verdict.at_risk is rule.startswith("generic")   # a generator rule never flags at risk

@@ -28,7 +28,7 @@ def test_builtin_rules_load_and_are_package_data():
     rules = load()
     assert [r.name for r in rules.rules] == ["wechat", "zhihu", "blog platforms", "news and feeds", "bilibili",
                                              "baidu", "weibo", "github", "x", "github pages",
-                                             "wikipedia", "read the docs"]
+                                             "wikipedia", "read the docs", "wordpress", "discuz"]
     wechat = rules.get("wechat")
     assert wechat.at_risk and [m.name for m in wechat.soft404] == ["migrated", "gone"]
     assert (ROOT / "checker" / "data" / "rules.toml").is_file()
@@ -172,6 +172,11 @@ BAD = [
     ("bad live_text", '[[rule]]\nname = "r"\nhosts = ["a.com"]\nlive_text = [1]\n', "live_text", 4),
     ("compare_random_path not a boolean", '[[rule]]\nname = "r"\nhosts = ["a.com"]\ncompare_random_path = 1\n',
      "compare_random_path", 4),
+    ("hosts and generator", '[[rule]]\nname = "r"\nhosts = ["a.com"]\ngenerator = "WordPress"\n', "generator", 4),
+    ("empty generator", '[[rule]]\nname = "r"\ngenerator = [" "]\n', "generator", 3),
+    ("generator not a string", '[[rule]]\nname = "r"\ngenerator = 3\n', "generator", 3),
+    ("at_risk on a generator rule", '[[rule]]\nname = "r"\ngenerator = "Discuz!"\nat_risk = true\n', "at_risk", 4),
+    ("per_host on a generator rule", '[[rule]]\nname = "r"\ngenerator = "Discuz!"\nper_host = 2\n', "per_host", 4),
 ]
 
 
@@ -228,3 +233,25 @@ def test_new_keys_are_compiled():
                              '[[rule.blocked]]\nname = "captcha"\ntext = "captcha"\n', source="t")
     assert rule.live_text == ("var ok",) and rule.cite == "here" and rule.compare_random_path is None
     assert [(m.name, m.stress, m.cite) for m in rule.blocked] == [("wall", False, "there"), ("captcha", True, "")]
+
+
+def test_generator_rule_matches_the_page_not_the_host(tmp_path):
+    path = write(tmp_path, """
+[[rule]]
+name = "site"
+hosts = ["example.com"]
+[[rule]]
+name = "wp"
+generator = "WordPress"
+[[rule.soft404]]
+selectors = ["body.error404"]
+""")
+    rules = load(path, builtin=False)
+    wp = rules.get("wp")
+    assert wp.hosts == () and wp.generator == ("WordPress",) and rules.page_rules == (wp,)
+    assert rules.match("https://blog.example.org/x") is None          # never by URL
+    head = "<html><head><meta content='WordPress 6.4' name=generator></head><body></body></html>"
+    assert rules.match_page(head) is wp
+    assert rules.match_page('<meta name="generator" content="Hugo 0.120">') is None
+    assert rules.match_page("<p>Made with WordPress</p>") is None     # no generator meta
+    assert rules.match_page(" " * 40000 + head) is None               # only the first 32 KiB
