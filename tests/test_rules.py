@@ -28,7 +28,8 @@ def test_builtin_rules_load_and_are_package_data():
     rules = load()
     assert [r.name for r in rules.rules] == ["wechat", "zhihu", "blog platforms", "news and feeds", "bilibili",
                                              "baidu", "weibo", "github", "x", "github pages",
-                                             "wikipedia", "read the docs", "wordpress", "discuz"]
+                                             "wikipedia", "read the docs", "wordpress", "discuz", "mediawiki",
+                                             "dokuwiki"]
     wechat = rules.get("wechat")
     assert wechat.at_risk and [m.name for m in wechat.soft404] == ["migrated", "gone"]
     assert (ROOT / "checker" / "data" / "rules.toml").is_file()
