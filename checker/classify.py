@@ -160,7 +160,7 @@ def _named_error_page(rule: Rule, page: "_Page") -> Finding | None:
     """
     named = tuple(m for m in rule.soft404 if page.status in m.statuses)
     hit = _first_hit(named, page) if named else None
-    return Finding(f"{rule.name}:{hit[0].name}", hit[1]) if hit else None
+    return Finding(f"{rule.name}:{hit[0].name}", f"HTTP {page.status}: {hit[1]}") if hit else None
 
 
 def _live_wins(rule: Rule, live: str, beaten: str, text: str) -> Finding:

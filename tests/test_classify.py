@@ -446,7 +446,7 @@ text = ["gone for good"]
 
     named = verdict(404)
     assert (named.status, named.rule) == (Status.BROKEN, "site:named 404")
-    assert named.error == "no such page here [site:named 404]"
+    assert named.error == "HTTP 404: no such page here [site:named 404]"
     other = verdict(410)                        # not in the marker's statuses: the plain error
     assert (other.status, other.rule, other.error) == (Status.BROKEN, None, "HTTP 410")
 
