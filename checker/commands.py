@@ -102,6 +102,8 @@ def run_audit_command(settings: Settings, paths: Sequence[str], *, fmt: str, out
     outcome = asyncio.run(main())
     for skipped in outcome.scan.notes_skipped:
         err.print(f"[yellow]warning[/]: skipped {_t(skipped.path)}: {_t(skipped.reason)}", highlight=False)
+    for notice in outcome.check.notices:      # hosts set aside, the network looking down
+        err.print(f"[yellow]warning[/]: {_t(notice)}", highlight=False, soft_wrap=True)
     if fmt == "text" and output:
         with open(output, "w", encoding="utf-8") as handle:
             _print_summary(Console(file=handle, width=120), outcome, settings)

@@ -12,6 +12,7 @@ import asyncio
 import functools
 import logging
 import random
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,8 +28,10 @@ from .models import (
     Verdict,
 )
 from .notes import ScanResult, Skipped, display_path, scan
+from .pace import Signal
 from .probe import Prober
 from .rules import RuleSet, load_rules
+from .schedule import Refusal, RefusalFn, default_refusal
 from .settings import Settings
 from .targets import from_stored, is_file_target, to_target
 
@@ -95,6 +98,7 @@ class CheckOutcome:
     cached: int = 0
     by_status: Counter = field(default_factory=Counter)
     interrupted: bool = False
+    notices: list[str] = field(default_factory=list)   # one line each: hosts set aside, network down
 
 
 @dataclass
@@ -179,10 +183,17 @@ async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int 
     if progress:
         progress.start(len(todo))
     rng = random.Random()
-    prober = Prober(settings, host_policy=rules.host_policy)
+    local = [t for t in todo if t.skip is not None or is_file_target(t)]
+    fetched = [t for t in todo if t.skip is None and not is_file_target(t)]
+    learned = await store.load_paces({t.host for t in fetched if t.host})
+    prober = Prober(settings, host_policy=rules.host_policy, learned=learned)
+    verdicts: dict[str, Verdict] = {}
+    if progress is not None and hasattr(progress, "watch"):
+        progress.watch(prober.views)
 
     async def sink(target: Target, probe: Probe, verdict: Verdict | None = None) -> None:
-        verdict = verdict or await _verdict(prober, target, probe, rules, rng)
+        verdict = verdict or verdicts.pop(target.url, None)
+        verdict = await _verdict(prober, target, probe, rules, rng, verdict)
         checked_at = now_fn()
         result = CheckResult(target=target, probe=probe, verdict=verdict, checked_at=checked_at)
         prev = states[target.url].health_state if target.url in states else HealthState()
@@ -194,8 +205,6 @@ async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int 
         if progress:
             progress.advance(result)
 
-    local = [t for t in todo if t.skip is not None or is_file_target(t)]
-    fetched = [t for t in todo if t.skip is None and not is_file_target(t)]
     try:
         for target in local:
             # Not fetched: excluded or malformed (classify says which), or a file of the site
@@ -207,22 +216,48 @@ async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int 
         async with prober:
             # On stop, no new probe starts and the ones in flight finish (the daemon bounds
             # that by its grace period, cancelling this stage when the period is over).
-            await prober.run(fetched, sink, stop=stop)
+            await prober.run(fetched, sink, stop=stop, refusal=pace_refusal(rules, verdicts))
         outcome.interrupted = stop is not None and stop.is_set() and outcome.checked < len(todo)
     finally:
+        outcome.notices.extend(prober.notices)
         await store.flush()
+        await store.save_paces(prober.learned(wall_clock=time.time()))
     return outcome
 
 
-async def _verdict(prober: Prober, target: Target, probe: Probe, rules: RuleSet,
-                   rng: random.Random) -> Verdict:
-    """Classify; where a site rule asks, compare the page with a random path of its host."""
+def pace_refusal(rules: RuleSet, verdicts: dict[str, Verdict]) -> RefusalFn:
+    """Which answers refuse because of our pace: 429/503, and pages the site rules call
+    blocked by a marker (a verification, captcha or rate-limit page). A 401/403 wall
+    refuses robots whatever the pace: it is a result. Verdicts are kept for the sink."""
+    def refusal(target: Target, probe: Probe) -> Refusal | None:
+        plain = default_refusal(target, probe)
+        if plain is not None:
+            return plain
+        verdict = _classify(target, probe, rules)
+        verdicts[target.url] = verdict
+        rule = verdict.rule or ""
+        if (verdict.status is Status.BLOCKED and ":" in rule and not rule.startswith("generic:")
+                and not rule.endswith(":blocked_statuses") and probe.http_status not in (401, 403)):
+            return Refusal(Signal.VERIFICATION, verdict.error or rule)
+        return None
+    return refusal
+
+
+def _classify(target: Target, probe: Probe, rules: RuleSet) -> Verdict:
     try:
-        verdict = classify(target, probe, rules)
+        return classify(target, probe, rules)
     except Exception as exc:   # noqa: BLE001 - a hostile page is this link's result, not the run's end
         log.warning("classifying %s failed: %r", target.url, exc)
         return Verdict(Status.BROKEN, error=f"internal error while classifying: {type(exc).__name__}: "
                                             f"{str(exc)[:200]}")
+
+
+async def _verdict(prober: Prober, target: Target, probe: Probe, rules: RuleSet,
+                   rng: random.Random, verdict: Verdict | None = None) -> Verdict:
+    """Classify; where a site rule asks, compare the page with a random path of its host."""
+    verdict = verdict or _classify(target, probe, rules)
+    if verdict.error and verdict.error.startswith("internal error while classifying"):
+        return verdict
     rule = rules.match(target.url)
     if verdict.status is Status.OK and rule is not None and getattr(rule, "compare_random_path", False):
         decoy_url = random_path_url(probe.final_url or target.url, rng)

@@ -31,7 +31,7 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 #: The newest revision in migrations/versions (a test checks it against Alembic).
 #: Knowing it without Alembic lets an up-to-date database open without importing
 #: Alembic at all (about half a second of start-up for every CLI command).
-HEAD = "0001"
+HEAD = "0004"
 
 #: pg_advisory_xact_lock key for migrations: any fixed 64-bit number ("linkhlth").
 _PG_LOCK_KEY = 0x6C696E6B686C7468 & 0x7FFFFFFFFFFFFFFF

@@ -10,6 +10,7 @@ Tables:
   snapshots      archived copies (Wayback captures, local WARC records)
   archive_jobs   the archive queue: survives restarts, nothing submitted twice
   leases         named leases with expiry (one daemon per database)
+  host_pace      the pace learned per host (checker.pace): the next run starts from it
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 __all__ = ["UTCDateTime", "to_utc", "metadata", "notes", "links", "occurrences", "runs", "checks", "snapshots",
-           "archive_jobs", "leases"]
+           "archive_jobs", "leases", "host_pace"]
 
 # Naming convention so that Alembic migrations get stable constraint names on
 # both SQLite (batch mode) and PostgreSQL.
@@ -189,4 +190,18 @@ leases = Table(
     Column("name", String(64), primary_key=True),
     Column("owner", String(128), nullable=False),
     Column("expires_at", TS, nullable=False),
+)
+
+host_pace = Table(
+    "host_pace", metadata,
+    Column("host", String(255), primary_key=True),
+    Column("concurrency", Float, nullable=False),
+    Column("interval", Float, nullable=False),
+    Column("stress_concurrency", Float),
+    Column("stress_rate", Float),
+    Column("last_stress", Text),
+    Column("last_stress_at", TS),
+    Column("requests", Integer, nullable=False, default=0),
+    Column("refusals", Integer, nullable=False, default=0),
+    Column("updated_at", TS, nullable=False),
 )
