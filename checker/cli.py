@@ -204,6 +204,20 @@ def report(config: str | None, db: str | None, fmt: str, output: str | None) -> 
 
 
 @main.command()
+@_common_options
+@_edge
+def status(config: str | None, db: str | None) -> None:
+    """Show recent runs and the pace learned per host (hosts that pushed back first).
+
+    \b
+    Example:
+      linkhealth status --db sqlite:///.linkhealth/linkhealth.db
+    """
+    from .commands import run_status_command
+    run_status_command(_settings(config, db))
+
+
+@main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @_common_options
 @click.option("--listen", metavar="HOST:PORT", help="Where to serve the report and API (127.0.0.1:8787).")

@@ -180,6 +180,20 @@ def run_report_command(settings: Settings, *, fmt: str, output: str | None) -> N
     asyncio.run(main())
 
 
+def run_status_command(settings: Settings) -> None:
+    """`linkhealth status`: recent runs and each host's learned pace, from the database."""
+    from .status import status_lines
+
+    async def main() -> list[str]:
+        store = await _open_store(settings)
+        try:
+            return await status_lines(store)
+        finally:
+            await store.close()
+
+    write_stdout("\n".join(asyncio.run(main())) + "\n")
+
+
 def run_archive_command(settings: Settings, *, dry_run: bool, limit: int | None) -> None:
     """`linkhealth archive`: plan and run the archive queue once, with a progress bar."""
     from .archive import plan_archive, run_archive

@@ -16,7 +16,7 @@ The two anchors, as the issue asks:
 - Scrapy's AutoThrottle (docs.scrapy.org, "AutoThrottle extension"): error answers never
   speed a host up, and the delay follows what the host shows. Here the rate (1/interval)
   is halved on stress from the rate we were *measured* sending at, and climbs back fast
-  to 85% of the rate that caused the stress, then only very slowly (TCP CUBIC's shape,
+  to 75% of the rate that caused the stress, then only very slowly (TCP CUBIC's shape,
   RFC 9438 §4: concave towards the last known limit, cautious beyond it).
 
 The configured per-host limit and interval are a promise: the window never exceeds
@@ -30,24 +30,33 @@ import enum
 import math
 from collections import deque
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Callable
 
-__all__ = ["Signal", "PaceLimits", "LearnedPace", "HostPace"]
+__all__ = ["Signal", "PaceLimits", "LearnedPace", "HostPace", "pace_text"]
 
 Clock = Callable[[], float]
 
 #: After a stress, the rate climbs by this factor per good answer up to FAST_UNTIL of the
 #: rate that caused it (about 14 answers to double) ...
 FAST_GAIN = 1.05
-FAST_UNTIL = 0.85
-#: ... and beyond that by this factor (about 1,400 answers to double): a host that
+#: Before any stress the rate doubles in about 7 answers (the rate's slow start).
+START_GAIN = 1.1
+FAST_UNTIL = 0.75
+#: ... and beyond that by this factor (+2% per 100 answers): a host that
 #: punishes with a 30 s captcha is not probed again within a run of a few minutes.
-PROBE_GAIN = 1.0005
+PROBE_GAIN = 1.0002
 #: The window: +1/window per good answer (one per round trip), 1/16 of that when past
 #: the window that last caused stress.
 PROBE_SLOWNESS = 16.0
-#: A latency jump: an answer this many times slower than the host's usual, and at
-#: least JUMP_MARGIN seconds slower, cuts the window by JUMP_CUT (no pause).
+#: A latency jump: the recent latency (a moving average, weight FAST_WEIGHT) this many
+#: times the host's unloaded latency, and at least JUMP_MARGIN seconds more, cuts the
+#: window by JUMP_CUT (no pause). The unloaded latency is the lowest the average has
+#: been, creeping up by BASE_CREEP per answer (a host may really become slower).
+#: Averages, not single answers: one slow page among fast ones is that page, not load.
+FAST_WEIGHT = 0.3
+BASE_CREEP = 0.005
+JUMP_PERSIST = 3        # answers in a row above the bound
 JUMP_FACTOR = 2.5
 JUMP_MARGIN = 0.1
 JUMP_CUT = 0.7
@@ -77,7 +86,7 @@ class PaceLimits:
 
     ceiling: int                       # per-host concurrency: never exceeded
     min_interval: float = 0.0          # seconds between starts: never undercut
-    start_concurrency: float | None = None   # None: the ceiling
+    start_concurrency: float | None = None   # None: 1, then slow start
     start_interval: float | None = None      # None: min_interval
     pause_max: float = 300.0
 
@@ -106,7 +115,9 @@ class HostPace:
         self.limits = limits
         self._clock = clock
         ceiling = max(1, limits.ceiling)
-        start_c = limits.start_concurrency if limits.start_concurrency is not None else ceiling
+        # Without a rule or history a host starts at one request and grows by one per good
+        # answer (TCP's slow start): a host that slows down under load is seen early.
+        start_c = limits.start_concurrency if limits.start_concurrency is not None else 1
         start_i = limits.start_interval if limits.start_interval is not None else limits.min_interval
         self.stress_concurrency: float | None = None
         self.stress_rate: float | None = None
@@ -123,8 +134,10 @@ class HostPace:
         self._next = float("-inf")
         self._cut_at = float("-inf")
         self._starts: deque[float] = deque()
-        self._base_latency: float | None = None
+        self._fast: float | None = None
+        self._slow: float | None = None
         self._samples = 0
+        self._above = 0
         self._timeouts = 0
 
     # -- asking ---------------------------------------------------------------------------
@@ -138,6 +151,10 @@ class HostPace:
     def rate(self) -> float:
         """The allowed start rate (starts per second; inf when only the window limits)."""
         return 1 / self.interval if self.interval > 0 else math.inf
+
+    def usual_latency(self, min_answers: int = 8) -> float | None:
+        """The host's unloaded latency (seconds), once it has answered ``min_answers`` times."""
+        return self._slow if self._samples >= min_answers else None
 
     def wait(self, in_flight: int) -> float | None:
         """None when the window is full; else seconds until one more request may start."""
@@ -189,24 +206,35 @@ class HostPace:
             self._cut(JUMP_CUT, self._clock(), cut_rate=False)
             return
         if self.window < self.limits.ceiling:
-            slow = self.stress_concurrency is not None and self.window + 1 >= self.stress_concurrency
-            self.window = min(float(self.limits.ceiling),
-                              self.window + 1 / (self.window * (PROBE_SLOWNESS if slow else 1.0)))
+            if self.stress_concurrency is None:
+                step = 1.0      # slow start (RFC 5681 §3.1): +1 per good answer until stress
+            elif self.window + 1 >= self.stress_concurrency:
+                step = 1 / (self.window * PROBE_SLOWNESS)
+            else:
+                step = 1 / self.window
+            self.window = min(float(self.limits.ceiling), self.window + step)
         if self.interval > self.limits.min_interval:
             rate = self.rate
             fast = self.stress_rate is None or rate < FAST_UNTIL * self.stress_rate
-            rate *= FAST_GAIN if fast else PROBE_GAIN
+            rate *= START_GAIN if self.stress_rate is None else FAST_GAIN if fast else PROBE_GAIN
             self.interval = max(self.limits.min_interval, 1 / rate)
 
     def _jumped(self, latency: float) -> bool:
-        base = self._base_latency
         self._samples += 1
-        if base is None or latency < base:
-            self._base_latency = latency
-        else:   # the usual latency follows a slower host slowly (2% per answer)
-            self._base_latency = base + (latency - base) * 0.02
-        return (base is not None and self._samples > JUMP_MIN_SAMPLES
-                and latency > JUMP_FACTOR * base and latency - base > JUMP_MARGIN)
+        if self._fast is None or self._slow is None:
+            self._fast = self._slow = latency
+            return False
+        self._fast += (latency - self._fast) * FAST_WEIGHT
+        self._slow = min(self._fast, self._slow + (self._fast - self._slow) * BASE_CREEP)
+        if (self._samples > JUMP_MIN_SAMPLES and self._fast > JUMP_FACTOR * self._slow
+                and self._fast - self._slow > JUMP_MARGIN):
+            self._above += 1
+        else:
+            self._above = 0
+        if self._above >= JUMP_PERSIST:
+            self._fast, self._above = self._slow, 0      # one jump, one cut
+            return True
+        return False
 
     def _stress(self, signal: Signal, sent_at: float, now: float, retry_after: float | None,
                 reason: str | None) -> float:
@@ -215,9 +243,14 @@ class HostPace:
         self.last_stress = reason or signal.value
         self.last_stress_at = now
         if sent_at >= self._cut_at:
-            # Sent at the current pace: cut, and pause longer than last time.
+            # Sent at the current pace: pause longer than last time; cut the pace once per
+            # episode (answers during a host's sanction say nothing about the new pace).
             self.streak += 1
-            self._cut(0.5, now, cut_rate=True)
+            if self.streak == 1:
+                # The rate is cut when it was what bounded us (an interval in force), or
+                # when the window cannot shrink further; else only the window (AIMD).
+                rate_bound = self.interval > self.limits.min_interval or self.window <= 1.0
+                self._cut(0.5, now, cut_rate=rate_bound)
             base = PAUSE_BASE_VERIFICATION if signal is Signal.VERIFICATION else PAUSE_BASE
             pause = base * 2 ** (self.streak - 1)
         else:
@@ -249,3 +282,16 @@ class HostPace:
                            stress_concurrency=self.stress_concurrency, stress_rate=self.stress_rate,
                            last_stress=self.last_stress, last_stress_at=stress_at,
                            requests=self.requests, refusals=self.refusals, updated_at=wall_clock)
+
+
+def pace_text(pace: LearnedPace) -> str:
+    """One line for people: "2 at a time, 1.7/s; last stress: HTTP 429 (2026-11-29 13:05 UTC)"."""
+    window = max(1, int(pace.concurrency))
+    rate = f"{1 / pace.interval:.3g}/s" if pace.interval > 0 else "no interval"
+    text = f"{window} at a time, {rate}"
+    if pace.last_stress:
+        text += f"; last stress: {pace.last_stress}"
+        if pace.last_stress_at is not None:
+            when = datetime.fromtimestamp(pace.last_stress_at, timezone.utc)
+            text += f" ({when:%Y-%m-%d %H:%M} UTC)"
+    return text

@@ -124,14 +124,20 @@ class Prober:
                          error=f"internal error while checking: {type(exc).__name__}: {str(exc)[:200]}",
                          elapsed_ms=int((self.clock() - t0) * 1000))
 
-    async def attempt(self, target: Target) -> tuple[Probe, float]:
-        """One attempt at the host's turn (no retry, no pace update): the probe and its latency."""
+    async def attempt(self, target: Target, timeout: float | None = None,
+                      wanted: Callable[[], bool] | None = None) -> tuple[Probe, float] | None:
+        """One attempt at the host's turn (no retry, no pace update): the probe and its latency.
+
+        ``timeout`` (default: the configured one) bounds this attempt. ``wanted`` is asked
+        once the turn has come: False means the attempt is no longer needed (None returned)."""
         assert self._session is not None, "use 'async with Prober(...)'"
         started_at = datetime.now(timezone.utc)
         try:
             async with self.limiter.slot(_host_key(target)):
+                if wanted is not None and not wanted():
+                    return None
                 t0 = self.clock()
-                result = await self._attempt(target.url)
+                result = await self._attempt(target.url, timeout)
                 latency = self.clock() - t0
         except Exception as exc:   # noqa: BLE001 - one hostile page must not end the run
             log.warning("probe of %s failed unexpectedly: %r", target.url, exc)
@@ -152,23 +158,23 @@ class Prober:
                            cap=self._check.backoff_max,
                            retry_after_cap=self._check.retry_after_cap, rand=self.rand)
 
-    async def _attempt(self, url: str) -> _Attempt:
+    async def _attempt(self, url: str, timeout: float | None = None) -> _Attempt:
         method = "HEAD" if self._wants_head(url) else "GET"
-        result = await self._bounded_chain(url, method)
+        result = await self._bounded_chain(url, method, timeout)
         if method == "HEAD" and _head_refused(result.status):
             # Some servers refuse HEAD (405/501) or answer it wrongly (403/404 while
             # GET works); RFC 9110 §9.3.2 says HEAD should mirror GET, so GET decides.
-            result = await self._bounded_chain(url, "GET")
+            result = await self._bounded_chain(url, "GET", timeout)
         return result
 
     def _wants_head(self, url: str) -> bool:
         path = urlsplit(url).path.lower()
         return path.endswith(tuple(self._check.head_extensions))
 
-    async def _bounded_chain(self, url: str, method: str) -> _Attempt:
+    async def _bounded_chain(self, url: str, method: str, timeout: float | None = None) -> _Attempt:
         result = _Attempt(url=url, method=method, final_url=url)
         try:
-            async with asyncio.timeout(self._check.timeout):
+            async with asyncio.timeout(timeout or self._check.timeout):
                 await self._chain(result)
         except asyncio.CancelledError:
             raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from checker.models import HostPolicy
+from checker.pace import Signal
 from checker.ratelimit import HostLimits, Limiter, limits_for
 from checker.settings import CheckSettings
 
@@ -71,6 +72,7 @@ async def test_limiter_bounds_per_host_and_global_concurrency() -> None:
             total_peak = max(total_peak, sum(active.values()))
             await asyncio.sleep(0.01)
             active[host] -= 1
+        await limiter.observe(host, Signal.OK, 0.01)     # good answers open the host's window
 
     await asyncio.gather(*(job(h) for h in ["a"] * 6 + ["b"] * 6 + ["c"] * 6))
     assert max(peak.values()) == 2          # per-host limit reached, never passed

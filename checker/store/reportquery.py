@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Text, and_, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from .paces import all_paces
 from .schema import checks, links, notes, occurrences, runs, snapshots
 
 __all__ = ["LinkRecord", "OccurrenceRecord", "SnapshotRecord", "RunRecord",
@@ -89,6 +90,7 @@ class ReportRows:
     history: dict[int, tuple[tuple[str, datetime], ...]]   # link id -> (status, checked_at), oldest first
     snapshots: tuple[SnapshotRecord, ...]
     runs: tuple[RunRecord, ...]
+    paces: tuple = ()          # LearnedPace per host (checker.pace), for the hosts view
 
 
 def engine_of(store: Any) -> AsyncEngine:
@@ -110,7 +112,8 @@ async def fetch_report_rows(store: Any, *, active_only: bool = True, history_per
         hist_rows = await _history(conn, {r.id for r in link_rows}, history_per_link)
         snap_rows = await _snapshots(conn, active_only)
         run_rows = await _runs(conn, runs_limit)
-    return ReportRows(link_rows, occ_rows, hist_rows, snap_rows, run_rows)
+        paces = tuple(await all_paces(conn))
+    return ReportRows(link_rows, occ_rows, hist_rows, snap_rows, run_rows, paces)
 
 
 def _raw(column: Any) -> Any:
