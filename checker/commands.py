@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -54,6 +55,12 @@ class _Bar:
         self.label = label
         self.progress: Progress | None = None
         self.task = None
+        self._views = None            # the probe engine's per-host views (checker.schedule)
+        self._shown = 0.0
+
+    def watch(self, views) -> None:
+        """Show the busiest hosts from ``views()`` (a list of LaneView) under the bar."""
+        self._views = views
 
     def start(self, total: int) -> None:
         if not self.console.is_terminal:
@@ -67,6 +74,12 @@ class _Bar:
     def advance(self, result: CheckResult | None = None) -> None:
         if self.progress is not None:
             self.progress.advance(self.task)
+            now = time.monotonic()
+            if self._views is not None and now - self._shown >= 1.0:   # at most once a second
+                from .schedule import describe_hosts
+                self._shown = now
+                busiest = describe_hosts(self._views())
+                self.progress.update(self.task, description=f"{self.label}  {busiest}" if busiest else self.label)
 
     def stop(self) -> None:
         if self.progress is not None:

@@ -37,7 +37,7 @@ from .retry import parse_retry_after, retry_delay, should_retry
 if TYPE_CHECKING:   # pragma: no cover
     from .probe import Prober
 
-__all__ = ["Refusal", "RefusalFn", "HostRuns", "LaneView", "default_refusal"]
+__all__ = ["Refusal", "RefusalFn", "HostRuns", "LaneView", "default_refusal", "describe_hosts"]
 
 log = logging.getLogger("linkhealth.probe")
 
@@ -125,6 +125,28 @@ class LaneView:
     rate: float          # allowed starts per second (inf: the window alone limits)
     paused_for: float    # seconds until the host's pause ends (0: not paused)
     eta: float | None    # seconds until its queue is done, at its pace so far
+
+
+def describe_hosts(views: list[LaneView], limit: int = 3) -> str:
+    """Where the time goes, for the progress display: the busiest hosts, pace, what is left, ETA."""
+    parts = []
+    for v in views[:limit]:
+        rate = f"{v.rate:.3g}/s" if v.rate != math.inf else "no interval"
+        text = f"{v.host} {v.left:,} left, {v.concurrency} at a time, {rate}"
+        if v.paused_for > 0:
+            text += f", paused {v.paused_for:.0f}s"
+        if v.eta is not None:
+            text += f", ~{_duration(v.eta)}"
+        parts.append(text)
+    return " | ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f}min"
+    return f"{seconds / 3600:.1f}h"
 
 
 class HostRuns:

@@ -198,3 +198,23 @@ async def test_timeout_is_retried_at_the_end_of_its_host_queue(web, web_settings
     assert rec.paths == ["/q?n=0", "/q?n=1", "/q?n=2", "/q?n=3", "/q?n=0"]   # the retry came last
     assert got["https://one.example.com/q?n=0"].cause is Cause.READ_TIMEOUT
     assert got["https://one.example.com/q?n=0"].attempts == 2
+
+
+async def test_progress_views_name_the_busiest_hosts_with_pace_and_eta(web, web_settings) -> None:
+    from checker.schedule import describe_hosts
+
+    web.page("/p", "<title>p</title>")
+    targets = [target(f"https://big.example.com/p?{i}") for i in range(30)]
+    targets += [target(f"https://small.example.com/p?{i}") for i in range(3)]
+    seen: list[str] = []
+
+    async def sink(t: Target, probe: Probe) -> None:
+        if len(seen) < 12:
+            seen.append(describe_hosts(prober.views()))
+
+    async with Prober(web_settings(per_host=2)) as prober:
+        await prober.run(targets, sink)
+    assert seen[0].startswith("big.example.com 2")            # the busiest first, what is left
+    assert "at a time" in seen[0] and "no interval" in seen[0]
+    assert any("~" in line for line in seen)                  # an estimate once answers come in
+    assert prober.views() == []                               # nothing left at the end
