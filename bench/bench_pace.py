@@ -159,6 +159,9 @@ async def main(args: argparse.Namespace) -> int:
                 for line in got["stderr"].splitlines():
                     if "warning" in line:
                         print("  " + line.strip())
+                stuck = {h: t.in_flight for h, (_, t) in hosts.items() if getattr(t, "in_flight", 0)}
+                if stuck:
+                    print(f"  server still counts requests in flight: {stuck}")
                 if over:
                     print(f"  CEILING PASSED: {over}")
                 ok &= not got["blocked"] and not over and got["wall"] <= 2 * bound and got["code"] in (0, 1)

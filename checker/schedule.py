@@ -43,9 +43,10 @@ log = logging.getLogger("linkhealth.probe")
 
 Sink = Callable[[Target, Probe], Awaitable[None]]
 
-#: Consecutive pauses without a good answer after which a host is set aside for the run
-#: (with the default pauses of a verification page: 5 + 10 + 20 + 40 s of waiting).
-HOSTILE_STREAK = 5
+#: Consecutive refusals, each after a pause and without a good answer between, after
+#: which a host is set aside for the run (the pauses double: after a verification page
+#: 5 + 10 + 20 + 40 + 80 + 120 s of waiting, after a 429 1 + 2 + ... + 32 s).
+HOSTILE_STREAK = 7
 #: Refusals of one URL after which its last answer is recorded (a URL that alone answers
 #: 503 while its host answers well is that URL's result, not the host's pace).
 REFUSALS_PER_URL = 4
