@@ -47,6 +47,7 @@ from pathlib import Path
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_daemon import SimulatedWeb  # noqa: E402
 from throttle import CAPTCHA, CAPTCHA_PATH, LIVE, PAGE, Ledger, RateWindow  # noqa: E402
@@ -164,7 +165,11 @@ def corpus_urls(notes: Path, limit: int | None) -> list[str]:
 
 
 def policy_bound(urls: list[str], per_host: int, rate: int, timeout: float) -> tuple[float, str]:
-    """The busiest host's bound: (work + hangs x timeout) / per-host, or URLs / rate."""
+    """The busiest host's bound: (work + hangs x slot time) / per-host, or URLs / rate.
+
+    A hanging URL holds a slot for its first attempt (checker.schedule.HANG_MIN once the
+    host has answered a few times) and for its one retry (the configured timeout)."""
+    from checker.schedule import HANG_MIN
     from urllib.parse import urlsplit
     per: dict[str, list[str]] = {}
     for url in urls:
@@ -172,7 +177,7 @@ def policy_bound(urls: list[str], per_host: int, rate: int, timeout: float) -> t
     best, where = 0.0, ""
     for host, items in per.items():
         hangs = sum(1 for u in items if url_roll(host, _path_qs(u)) < 2)
-        work = (len(items) - hangs) * host_latency(host) + hangs * timeout
+        work = (len(items) - hangs) * host_latency(host) + hangs * (HANG_MIN + timeout)
         bound = max(work / per_host, len(items) / rate)
         if bound > best:
             best, where = bound, host
@@ -296,7 +301,7 @@ async def main(args: argparse.Namespace) -> int:
                     report(name, got, sim, 10)
                 elif name == "defaults":
                     bound, host = policy_bound(urls, 4, args.rate, 20.0)
-                    print(f"[defaults] policy bound {bound:.0f} s ({host}: work and hangs x 20 s / 4 per host)",
+                    print(f"[defaults] policy bound {bound:.0f} s ({host}: (work + hangs x (5 + 20) s) / 4 per host)",
                           flush=True)
                     report(name, await run_linkhealth(name, work, sim, notes, connect, {}, args.max_seconds), sim, 4)
                 elif name == "offline":
