@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import socket
 import sys
 import tempfile
@@ -101,8 +102,10 @@ class CorpusSim(SimulatedWeb):
                 return web.Response(status=refuse.status, headers=dict(refuse.headers), text=refuse.text,
                                     content_type="text/html")
             roll = url_roll(host, request.path_qs)
-            if roll < 2:
-                await asyncio.sleep(3600)
+            if roll < 2:                  # hangs until the client gives up (then leaves the ledger)
+                while request.transport is not None and not request.transport.is_closing():
+                    await asyncio.sleep(0.5)
+                return web.Response(status=504)
             await asyncio.sleep(base * jitter)
             if roll < 5:
                 return web.Response(status=404, text="<title>404 Not Found</title>", content_type="text/html")
@@ -195,11 +198,11 @@ async def timed(cmd: list[str], work: Path, env: dict[str, str], timeout: float)
     timing = work / "time.txt"
     child = await asyncio.create_subprocess_exec("/usr/bin/time", "-f", "%e %U %S %M", "-o", str(timing), *cmd,
                                                  cwd=str(work), env=env, stdout=asyncio.subprocess.DEVNULL,
-                                                 stderr=asyncio.subprocess.PIPE)
+                                                 stderr=asyncio.subprocess.PIPE, start_new_session=True)
     try:
         _, stderr = await asyncio.wait_for(child.communicate(), timeout)
     except asyncio.TimeoutError:
-        child.kill()
+        os.killpg(child.pid, signal.SIGKILL)      # time(1) and the checker under it
         await child.wait()
         return {"code": "killed", "wall": timeout, "cpu": float("nan"), "rss_mb": float("nan"), "stderr": ""}
     wall, user, system, rss_kb = timing.read_text().split()[-4:]
