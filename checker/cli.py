@@ -218,6 +218,22 @@ def report(config: str | None, db: str | None, fmt: str, output: str | None) -> 
 
 
 @main.command()
+@_common_options
+@_edge
+def status(config: str | None, db: str | None) -> None:
+    """Show recent runs, the pace learned per host (hosts that pushed back first) and, in
+    cluster mode, the queue depth and the live workers with their checks per minute.
+
+    \b
+    Example:
+      linkhealth status --db sqlite:///.linkhealth/linkhealth.db
+      linkhealth status --db postgresql+asyncpg://linkhealth@db/linkhealth
+    """
+    from .commands import run_status_command
+    run_status_command(_settings(config, db))
+
+
+@main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @_common_options
 @click.option("--listen", metavar="HOST:PORT", help="Where to serve the report and API (127.0.0.1:8787).")
@@ -309,19 +325,6 @@ def worker(config: str | None, db: str | None, **flags: Any) -> None:
     settings = _settings(config, db, **flags)
     sys.exit(run_worker_command(settings, concurrency=flags.get("concurrency")))
 
-
-@main.command()
-@_common_options
-@_edge
-def status(config: str | None, db: str | None) -> None:
-    """Print the cluster's state: queue depth, live workers and their checks per minute.
-
-    \b
-    Example:
-      linkhealth status --db postgresql+asyncpg://linkhealth@db/linkhealth
-    """
-    from .cluster.commands import cluster_status_text
-    click.echo(cluster_status_text(_settings(config, db)))
 @main.group(invoke_without_command=True)
 @click.option("--config", "config", metavar="FILE", type=click.Path(dir_okay=False),
               help="Config file (default: config/linkhealth.toml when present); its rules_files are loaded.")

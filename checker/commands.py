@@ -7,6 +7,7 @@ import asyncio
 import re
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Awaitable, Callable, Sequence, TypeVar
 
@@ -68,6 +69,12 @@ class _Bar:
         self.label = label
         self.progress: Progress | None = None
         self.task = None
+        self._views = None            # the probe engine's per-host views (checker.schedule)
+        self._shown = 0.0
+
+    def watch(self, views) -> None:
+        """Show the busiest hosts from ``views()`` (a list of LaneView) under the bar."""
+        self._views = views
 
     def start(self, total: int) -> None:
         if not self.console.is_terminal or self.console.quiet:
@@ -81,6 +88,12 @@ class _Bar:
     def advance(self, result: CheckResult | None = None) -> None:
         if self.progress is not None:
             self.progress.advance(self.task)
+            now = time.monotonic()
+            if self._views is not None and now - self._shown >= 1.0:   # at most once a second
+                from .schedule import describe_hosts
+                self._shown = now
+                busiest = describe_hosts(self._views())
+                self.progress.update(self.task, description=f"{self.label}  {busiest}" if busiest else self.label)
 
     def stop(self) -> None:
         if self.progress is not None:
@@ -169,9 +182,12 @@ def run_audit_command(settings: Settings, paths: Sequence[str], *, fmt: str, out
             await store.close()
 
     outcome = _run(main)
-    _warn_skipped(Console(stderr=True), outcome.scan.notes_skipped, quiet=quiet)
+    warn = Console(stderr=True)             # warnings are printed under --quiet too
+    _warn_skipped(warn, outcome.scan.notes_skipped, quiet=quiet)
+    for notice in outcome.check.notices:      # hosts set aside, the network looking down
+        warn.print(f"[yellow]warning[/]: {_t(notice)}", highlight=False, soft_wrap=True)
     if outcome.scan.encoding_notice:
-        Console(stderr=True).print(f"note: {_t(outcome.scan.encoding_notice)}", highlight=False, soft_wrap=True)
+        warn.print(f"note: {_t(outcome.scan.encoding_notice)}", highlight=False, soft_wrap=True)
     if fmt == "text" and output:
         with writing(output, "the summary"), open(output, "w", encoding="utf-8") as handle:
             _print_summary(Console(file=handle, width=120), outcome, settings, limit=0)
@@ -285,6 +301,21 @@ def run_report_command(settings: Settings, *, fmt: str, output: str | None) -> N
             write_stdout(render(model, fmt))
 
     _run(main)
+
+
+def run_status_command(settings: Settings) -> None:
+    """`linkhealth status`: recent runs and each host's learned pace, from the database."""
+    from .status import status_lines
+
+    async def main() -> list[str]:
+        store = await _open_store(settings)
+        try:
+            # A worker reports every cluster.report_every: one missing three reports is gone.
+            return await status_lines(store, alive_within=max(60.0, 3 * settings.cluster.report_every))
+        finally:
+            await store.close()
+
+    write_stdout("\n".join(asyncio.run(main())) + "\n")
 
 
 def run_archive_command(settings: Settings, *, dry_run: bool, limit: int | None) -> None:

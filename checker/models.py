@@ -198,6 +198,8 @@ class HostPolicy:
     per_host: int | None = None
     interval: float | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    start_per_host: float | None = None     # where the learned pace starts (checker.pace)
+    start_interval: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ import asyncio
 import functools
 import logging
 import random
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
-from .classify import classify
+from .classify import blocked_by, classify
 from .extract import extract
 from .health import next_check_at, next_health
 from .models import (
@@ -29,8 +30,10 @@ from .models import (
 from .errors import InputError
 from .notechanges import plan_rescan
 from .notes import ScanResult, Skipped, display_path, encoding_notice, scan
+from .pace import Signal
 from .probe import Prober
 from .rules import RuleSet, load_rules
+from .schedule import Refusal, RefusalFn, default_refusal
 from .settings import Settings
 from .sibling import SiblingProbe
 from .targets import from_stored, is_file_target, to_target
@@ -103,6 +106,7 @@ class CheckOutcome:
     by_status: Counter = field(default_factory=Counter)
     interrupted: bool = False
     sibling_probes: int = 0    # extra requests of the random-sibling probe (one per host at most)
+    notices: list[str] = field(default_factory=list)   # one line each: hosts set aside, network down
 
 
 @dataclass
@@ -220,11 +224,18 @@ async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int 
     if progress:
         progress.start(len(todo))
     rng = random.Random()
-    prober = Prober(settings, host_policy=rules.host_policy, limiter=limiter, session=session)
+    local = [t for t in todo if t.skip is not None or is_file_target(t)]
+    fetched = [t for t in todo if t.skip is None and not is_file_target(t)]
+    learned = await store.load_paces({t.host for t in fetched if t.host})
+    prober = Prober(settings, host_policy=rules.host_policy, learned=learned, limiter=limiter, session=session)
     sibling = SiblingProbe(prober.fetch, rules, enabled=settings.health.sibling_probe, rng=rng)
+    verdicts: dict[str, Verdict] = {}
+    if progress is not None and hasattr(progress, "watch"):
+        progress.watch(prober.views)
 
     async def sink(target: Target, probe: Probe, verdict: Verdict | None = None) -> None:
-        verdict = verdict or await _verdict(sibling, target, probe, rules)
+        verdict = verdict or verdicts.pop(target.url, None)
+        verdict = await _verdict(sibling, target, probe, rules, verdict)
         outcome.sibling_probes = sibling.requests
         checked_at = now_fn()
         result = CheckResult(target=target, probe=probe, verdict=verdict, checked_at=checked_at)
@@ -241,8 +252,6 @@ async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int 
         if progress:
             progress.advance(result)
 
-    local = [t for t in todo if t.skip is not None or is_file_target(t)]
-    fetched = [t for t in todo if t.skip is None and not is_file_target(t)]
     try:
         for target in local:
             # Not fetched: excluded or malformed (classify says which), or a file of the site
@@ -254,10 +263,12 @@ async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int 
         async with prober:
             # On stop, no new probe starts and the ones in flight finish (the daemon bounds
             # that by its grace period, cancelling this stage when the period is over).
-            await prober.run(fetched, sink, stop=stop)
+            await prober.run(fetched, sink, stop=stop, refusal=pace_refusal(rules, verdicts))
         outcome.interrupted = stop is not None and stop.is_set() and outcome.checked < len(todo)
     finally:
+        outcome.notices.extend(prober.notices)
         await store.flush()
+        await store.save_paces(prober.learned(wall_clock=time.time()))
     return outcome
 
 
@@ -268,14 +279,41 @@ def _advance(prev: HealthState, *, status: Status, checked_at: datetime, setting
     return state, next_check_at(state, status, checked_at, settings.health, rng)
 
 
-async def _verdict(sibling: SiblingProbe, target: Target, probe: Probe, rules: RuleSet) -> Verdict:
-    """Classify; a live-looking page is then compared with a random sibling path of its host."""
+def pace_refusal(rules: RuleSet, verdicts: dict[str, Verdict]) -> RefusalFn:
+    """Which answers refuse because of our pace: 429/503, and what the site rules and the
+    generic checks call a stress sign (a verification, captcha or rate-limit page:
+    checker.classify.blocked_by, a finding with ``stress``). A login wall or a plain
+    401/403 refuses robots whatever the pace: it is a result. Verdicts are kept for the sink."""
+    def refusal(target: Target, probe: Probe) -> Refusal | None:
+        plain = default_refusal(target, probe)
+        if plain is not None:
+            return plain
+        verdict = _classify(target, probe, rules)
+        verdicts[target.url] = verdict
+        if verdict.status is Status.BLOCKED:
+            found = blocked_by(target, probe, rules)
+            if found is not None and found.stress:
+                return Refusal(Signal.VERIFICATION, verdict.error or found.name)
+        return None
+    return refusal
+
+
+def _classify(target: Target, probe: Probe, rules: RuleSet) -> Verdict:
     try:
-        verdict = classify(target, probe, rules)
+        return classify(target, probe, rules)
     except Exception as exc:   # noqa: BLE001 - a hostile page is this link's result, not the run's end
         log.warning("classifying %s failed: %r", target.url, exc)
         return Verdict(Status.BROKEN, error=f"internal error while classifying: {type(exc).__name__}: "
                                             f"{str(exc)[:200]}")
+
+
+async def _verdict(sibling: SiblingProbe, target: Target, probe: Probe, rules: RuleSet,
+                   verdict: Verdict | None = None) -> Verdict:
+    """Classify (unless the pace's refusal check did already); a live-looking page is then
+    compared with a random sibling path of its host."""
+    verdict = verdict or _classify(target, probe, rules)
+    if verdict.error and verdict.error.startswith("internal error while classifying"):
+        return verdict
     return await sibling.check(target, probe, verdict)
 
 

@@ -1,11 +1,11 @@
 """The probe engine: fetch every target once, politely, and record what was seen.
 
 :class:`Prober` owns one ClientSession per run (connection reuse, DNS cache) and one
-:class:`~checker.ratelimit.Limiter`. :meth:`Prober.run` schedules by host: a queue
-per host, hosts started largest first, each worker holding its slot until its
-host's queue is empty. The largest host (WeChat in the real notes: over half the
-URLs) therefore starts at once and stays busy while small hosts fill the other
-slots, and the run lasts about as long as that host's own politeness bound.
+:class:`~checker.ratelimit.Limiter` (each host's learned pace). :meth:`Prober.run`
+schedules by host (checker.schedule): a queue per host, hosts started largest first,
+refused and retried URLs back at the end of their host's queue. The largest host
+(WeChat in the real notes: over half the URLs) therefore starts at once and stays
+busy while small hosts fill the other slots.
 
 :func:`transport_status` maps the HTTP/transport facts of a Probe to a DESIGN
 status; checker.classify layers site rules on top of it.
@@ -17,7 +17,6 @@ import asyncio
 import logging
 import random
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Awaitable, Callable, Iterable
@@ -29,9 +28,11 @@ from yarl import URL
 from .errors import LinkhealthError
 from .http import classify_exception, create_session, read_limited
 from .models import Cause, Hop, HostPolicy, Probe, Status, Target
+from .pace import LearnedPace, Signal
 from .page import decode_body, extract_title, is_html, is_json
 from .ratelimit import Limiter
 from .retry import parse_retry_after, retry_delay, should_retry
+from .schedule import HostRuns, LaneView, RefusalFn, default_refusal
 from .settings import Settings
 
 __all__ = ["Prober", "transport_status", "RECORDED_HEADERS"]
@@ -72,25 +73,27 @@ class Prober:
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  clock: Callable[[], float] = time.monotonic,
                  rand: Callable[[], float] = random.random,
+                 learned: dict[str, LearnedPace] | None = None,
                  limiter: Limiter | None = None,
                  session: aiohttp.ClientSession | None = None) -> None:
         self.settings = settings
         self._check = settings.check
         self._host_policy = host_policy
-        self._sleep = sleep
-        self._clock = clock
-        self._rand = rand
+        self.sleep = sleep
+        self.clock = clock
+        self.rand = rand
         self._session: aiohttp.ClientSession | None = None
-        # A given limiter (the cluster's, paced on the database) replaces the in-process one.
-        self._given_limiter = limiter
+        # A given limiter (a cluster worker's: the same pace, each start also booked on the
+        # database) replaces the in-process one.
+        self.limiter = limiter or Limiter(self._check, host_policy=host_policy, learned=learned,
+                                          sleep=sleep, clock=clock)
         # A given session (a cluster worker's, shared by its jobs) is used, and not closed, here.
         self._given_session = session
-        self._limiter: Limiter | None = None
+        self._runs: HostRuns | None = None
+        self.notices: list[str] = []
 
     async def __aenter__(self) -> "Prober":
         self._session = self._given_session or create_session(self.settings, host_policy=self._host_policy)
-        self._limiter = self._given_limiter or Limiter(self._check, host_policy=self._host_policy,
-                                                       sleep=self._sleep, clock=self._clock)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -102,25 +105,25 @@ class Prober:
 
     async def fetch(self, target: Target) -> Probe:
         """Fetch one target with retries, honouring the host's limits; never raises for I/O."""
-        assert self._session is not None and self._limiter is not None, "use 'async with Prober(...)'"
+        assert self._session is not None and self.limiter is not None, "use 'async with Prober(...)'"
         started_at = datetime.now(timezone.utc)
-        t0 = self._clock()
+        t0 = self.clock()
         host = _host_key(target)
         attempts = 0
         try:
             while True:
                 attempts += 1
-                async with self._limiter.slot(host):
-                    t_attempt = self._clock()
+                async with self.limiter.slot(host):
+                    t_attempt = self.clock()
                     result = await self._attempt(target.url)
-                    latency = self._clock() - t_attempt
+                    latency = self.clock() - t_attempt
                 # Computed before deciding to retry: a Retry-After pauses the whole host
                 # even when this URL is not retried (its last attempt, or --retries 0).
-                delay = self._delay(host, attempts, result)
+                delay = await self._delay(host, attempts, result, latency)
                 if attempts > self._check.retries or not should_retry(result.status, result.cause):
                     break
-                await self._sleep(delay)
-            elapsed = self._clock() - t0
+                await self.sleep(delay)
+            elapsed = self.clock() - t0
             return self._probe(result, attempts, latency, elapsed, started_at)
         except LinkhealthError:
             # A fault of the run, not this URL's outcome: the cluster's limiter could not
@@ -130,36 +133,59 @@ class Prober:
             log.warning("probe of %s failed unexpectedly: %r", target.url, exc)
             return Probe(url=target.url, cause=Cause.OTHER, attempts=attempts, started_at=started_at,
                          error=f"internal error while checking: {type(exc).__name__}: {str(exc)[:200]}",
-                         elapsed_ms=int((self._clock() - t0) * 1000))
+                         elapsed_ms=int((self.clock() - t0) * 1000))
 
-    def _delay(self, host: str, attempt: int, result: _Attempt) -> float:
+    async def attempt(self, target: Target, timeout: float | None = None,
+                      wanted: Callable[[], bool] | None = None) -> tuple[Probe, float] | None:
+        """One attempt at the host's turn (no retry, no pace update): the probe and its latency.
+
+        ``timeout`` (default: the configured one) bounds this attempt. ``wanted`` is asked
+        once the turn has come: False means the attempt is no longer needed (None returned)."""
+        assert self._session is not None, "use 'async with Prober(...)'"
+        started_at = datetime.now(timezone.utc)
+        try:
+            async with self.limiter.slot(_host_key(target)):
+                if wanted is not None and not wanted():
+                    return None
+                t0 = self.clock()
+                result = await self._attempt(target.url, timeout)
+                latency = self.clock() - t0
+        except Exception as exc:   # noqa: BLE001 - one hostile page must not end the run
+            log.warning("probe of %s failed unexpectedly: %r", target.url, exc)
+            return Probe(url=target.url, cause=Cause.OTHER, attempts=1, started_at=started_at,
+                         error=f"internal error while checking: {type(exc).__name__}: {str(exc)[:200]}"), 0.0
+        return self._probe(result, 1, latency, latency, started_at), latency
+
+    async def _delay(self, host: str, attempt: int, result: _Attempt, latency: float) -> float:
         retry_after = None
         if result.status in (429, 503):
             retry_after = parse_retry_after(_header(result.headers, "retry-after"))
-        if retry_after is not None:
+            if retry_after is not None:
+                retry_after = min(retry_after, self._check.retry_after_cap)
             # The whole host asked for a pause, not only this URL.
-            self._limiter.defer(host, min(retry_after, self._check.retry_after_cap))
+            await self.limiter.observe(host, Signal.STRESS, latency, retry_after=retry_after,
+                                        reason=f"HTTP {result.status}")
         return retry_delay(attempt, retry_after, base=self._check.backoff_base,
                            cap=self._check.backoff_max,
-                           retry_after_cap=self._check.retry_after_cap, rand=self._rand)
+                           retry_after_cap=self._check.retry_after_cap, rand=self.rand)
 
-    async def _attempt(self, url: str) -> _Attempt:
+    async def _attempt(self, url: str, timeout: float | None = None) -> _Attempt:
         method = "HEAD" if self._wants_head(url) else "GET"
-        result = await self._bounded_chain(url, method)
+        result = await self._bounded_chain(url, method, timeout)
         if method == "HEAD" and _head_refused(result.status):
             # Some servers refuse HEAD (405/501) or answer it wrongly (403/404 while
             # GET works); RFC 9110 §9.3.2 says HEAD should mirror GET, so GET decides.
-            result = await self._bounded_chain(url, "GET")
+            result = await self._bounded_chain(url, "GET", timeout)
         return result
 
     def _wants_head(self, url: str) -> bool:
         path = urlsplit(url).path.lower()
         return path.endswith(tuple(self._check.head_extensions))
 
-    async def _bounded_chain(self, url: str, method: str) -> _Attempt:
+    async def _bounded_chain(self, url: str, method: str, timeout: float | None = None) -> _Attempt:
         result = _Attempt(url=url, method=method, final_url=url)
         try:
-            async with asyncio.timeout(self._check.timeout):
+            async with asyncio.timeout(timeout or self._check.timeout):
                 await self._chain(result)
         except asyncio.CancelledError:
             raise
@@ -220,53 +246,31 @@ class Prober:
     # -- many URLs -----------------------------------------------------------------------
 
     async def run(self, targets: Iterable[Target], sink: Sink, *,
-                  stop: asyncio.Event | None = None) -> None:
+                  stop: asyncio.Event | None = None, refusal: RefusalFn | None = None) -> None:
         """Fetch every target (skipped ones excluded), calling ``sink`` as each finishes.
 
-        A queue per host; hosts start largest first; at most ``check.concurrency``
-        workers, at most the host's per-host limit of them on one host. Once ``stop``
-        is set no new fetch starts, and run() returns when the fetches in flight have
-        finished (a graceful stop). Cancelling run() cancels in-flight work; no sink
-        call happens after run() returns.
+        A queue per host (checker.schedule); hosts start largest first; at most
+        ``check.concurrency`` requests in flight, each host within its pace and ceilings.
+        ``refusal`` says which answers refuse because of our pace (default: 429, 503).
+        Once ``stop`` is set no new fetch starts, and run() returns when the fetches in
+        flight have finished (a graceful stop). Cancelling run() cancels in-flight work;
+        no sink call happens after run() returns.
         """
-        assert self._limiter is not None, "use 'async with Prober(...)'"
-        queues: dict[str, deque[Target]] = {}
-        for target in targets:
-            if target.skip is None:
-                queues.setdefault(_host_key(target), deque()).append(target)
-        slots = asyncio.Semaphore(self._check.concurrency)
-        tasks: list[asyncio.Task[None]] = []
-        failed: list[BaseException] = []
-
-        async def worker(queue: deque[Target]) -> None:
-            try:
-                while queue and not failed and not (stop is not None and stop.is_set()):
-                    target = queue.popleft()
-                    await sink(target, await self.fetch(target))
-            except asyncio.CancelledError:
-                raise
-            except BaseException as exc:
-                failed.append(exc)
-                raise
-            finally:
-                slots.release()
-
+        assert self._session is not None, "use 'async with Prober(...)'"
+        runs = self._runs = HostRuns(self, sink, refusal=refusal or default_refusal, stop=stop)
         try:
-            for host in sorted(queues, key=lambda h: len(queues[h]), reverse=True):
-                queue = queues[host]
-                for _ in range(min(self._limiter.limits(host).per_host, len(queue))):
-                    await slots.acquire()
-                    if not queue or failed or (stop is not None and stop.is_set()):
-                        slots.release()
-                        break
-                    tasks.append(asyncio.create_task(worker(queue)))
-                if failed:
-                    break
-            await asyncio.gather(*tasks)
+            await runs.run(t for t in targets if t.skip is None)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            self.notices.extend(runs.notices)
+
+    def views(self) -> list[LaneView]:
+        """The hosts with work left, busiest first (for the progress display)."""
+        return self._runs.views() if self._runs is not None else []
+
+    def learned(self, *, wall_clock: float) -> list[LearnedPace]:
+        """The pace learned for every host this prober talked to (to store for next time)."""
+        return [state.pace.learned(host, wall_clock=wall_clock)
+                for host, state in self.limiter.hosts.items() if state.pace.requests]
 
 
 def _host_key(target: Target) -> str:

@@ -1,9 +1,11 @@
-"""Politeness: a global concurrency limit, per-host limits and a per-host minimum interval.
+"""Politeness: a global concurrency limit, and each host's pace within its ceilings.
 
 One :class:`Limiter` per run. :meth:`Limiter.slot` is the only door to the network
-for the probe engine: it takes a per-host slot, then a global slot, then waits for
-the host's next allowed start time. A Retry-After seen on one URL of a host delays
-every later request to that host (:meth:`Limiter.defer`), not only the retry.
+for the probe engine: it waits for the host's turn (its learned window and interval,
+and any pause; see checker.pace), then takes a global slot. :meth:`Limiter.observe`
+tells the host's pace how an answer went; a stress sign pauses every later request to
+that host, not only the retry. The configured per-host limit and interval are
+ceilings never passed, whatever the pace learns.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import asyncio
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import AsyncIterator, Awaitable, Callable
+from typing import AsyncIterator, Awaitable, Callable, Mapping
 
 from .models import HostPolicy
+from .pace import HostPace, LearnedPace, PaceLimits, Signal
 from .settings import CheckSettings
 
-__all__ = ["HostLimits", "HostGate", "Limiter", "limits_for"]
+__all__ = ["HostLimits", "HostState", "Limiter", "limits_for", "pace_limits"]
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
@@ -41,71 +44,95 @@ def limits_for(check: CheckSettings, policy: HostPolicy | None) -> HostLimits:
     return HostLimits(max(1, per_host), max(0.0, interval), policy.headers)
 
 
-class HostGate:
-    """Spaces request starts on one host at least ``interval`` seconds apart."""
+def pace_limits(check: CheckSettings, policy: HostPolicy | None) -> PaceLimits:
+    """The ceilings (settings, or the rule's) and the rule's starting pace, for HostPace."""
+    limits = limits_for(check, policy)
+    start_c = getattr(policy, "start_per_host", None) if policy is not None else None
+    start_i = getattr(policy, "start_interval", None) if policy is not None else None
+    return PaceLimits(ceiling=limits.per_host, min_interval=limits.interval,
+                      start_concurrency=start_c, start_interval=start_i,
+                      pause_max=check.host_pause_max)
 
-    def __init__(self, interval: float, *, sleep: Sleep, clock: Clock) -> None:
-        self.interval = interval
-        self._next = float("-inf")
-        self._sleep = sleep
-        self._clock = clock
 
-    def reserve(self) -> float:
-        """Book the next start time; return how long the caller must wait for it."""
-        now = self._clock()
-        start = max(now, self._next)
-        self._next = start + self.interval
-        return start - now
+class HostState:
+    """One host in a run: its limits, its pace and how many requests are in flight."""
 
-    def defer(self, seconds: float) -> None:
-        """Push the next start at least ``seconds`` from now (Retry-After, RFC 9110 §10.2.3)."""
-        self._next = max(self._next, self._clock() + seconds)
-
-    async def wait(self) -> None:
-        """Wait for this caller's turn."""
-        delay = self.reserve()
-        if delay > 0:
-            await self._sleep(delay)
+    def __init__(self, limits: HostLimits, pace: HostPace) -> None:
+        self.limits = limits
+        self.pace = pace
+        self.in_flight = 0
+        self.changed = asyncio.Condition()
 
 
 class Limiter:
-    """Global and per-host limits of one run; hosts are set up lazily on first use."""
+    """Global limit and per-host pace of one run; hosts are set up lazily on first use."""
 
     def __init__(self, check: CheckSettings, *,
                  host_policy: Callable[[str], HostPolicy | None] | None = None,
+                 learned: Mapping[str, LearnedPace] | None = None,
                  sleep: Sleep = asyncio.sleep, clock: Clock = time.monotonic) -> None:
         self._check = check
         self._policy = host_policy
+        self._learned = learned or {}
         self._sleep = sleep
         self._clock = clock
         self._global = asyncio.Semaphore(check.concurrency)
-        self._hosts: dict[str, tuple[HostLimits, asyncio.Semaphore, HostGate]] = {}
+        self.hosts: dict[str, HostState] = {}
 
     def limits(self, host: str) -> HostLimits:
-        """The effective limits of ``host`` (cached for the run)."""
-        return self._host(host)[0]
+        """The effective ceilings of ``host`` (cached for the run)."""
+        return self.host(host).limits
 
     def defer(self, host: str, seconds: float) -> None:
         """Delay every later request to ``host`` by at least ``seconds``."""
-        self._host(host)[2].defer(seconds)
+        pace = self.host(host).pace
+        pace.paused_until = max(pace.paused_until, self._clock() + seconds)
+
+    async def observe(self, host: str, signal: Signal, latency: float, *,
+                      retry_after: float | None = None, reason: str | None = None) -> float:
+        """Tell the host's pace how an answer went; returns the host's pause in seconds."""
+        state = self.host(host)
+        pause = state.pace.observe(signal, latency, retry_after=retry_after, reason=reason)
+        async with state.changed:
+            state.changed.notify_all()   # the window may have grown
+        return pause
 
     @asynccontextmanager
     async def slot(self, host: str) -> AsyncIterator[HostLimits]:
-        """Hold a per-host slot, then (after the host's minimum interval) a global slot."""
-        limits, sem, gate = self._host(host)
-        async with sem:
-            # Wait for the interval before taking a global slot, so that a slow
-            # host's pauses never hold up other hosts.
-            await gate.wait()
+        """Wait for the host's turn (window, interval, pause), then hold a global slot."""
+        state = self.host(host)
+        await self._turn(state)
+        try:
+            # The host's turn comes before a global slot, so that a slow host's pauses
+            # never hold up other hosts.
             async with self._global:
-                yield limits
+                yield state.limits
+        finally:
+            state.in_flight -= 1
+            async with state.changed:
+                state.changed.notify_all()
 
-    def _host(self, host: str) -> tuple[HostLimits, asyncio.Semaphore, HostGate]:
-        entry = self._hosts.get(host)
-        if entry is None:
+    async def _turn(self, state: HostState) -> None:
+        while True:
+            delay = state.pace.wait(state.in_flight)
+            if delay is None:
+                async with state.changed:
+                    if state.pace.wait(state.in_flight) is None:
+                        await state.changed.wait()
+            elif delay > 0:
+                await self._sleep(delay)
+            else:
+                state.pace.started()
+                state.in_flight += 1
+                return
+
+    def host(self, host: str) -> HostState:
+        """The state of ``host`` in this run (created on first use)."""
+        state = self.hosts.get(host)
+        if state is None:
             policy = self._policy(host) if self._policy else None
-            limits = limits_for(self._check, policy)
-            entry = (limits, asyncio.Semaphore(limits.per_host),
-                     HostGate(limits.interval, sleep=self._sleep, clock=self._clock))
-            self._hosts[host] = entry
-        return entry
+            pace = HostPace(pace_limits(self._check, policy), clock=self._clock,
+                            learned=self._learned.get(host))
+            state = HostState(limits_for(self._check, policy), pace)
+            self.hosts[host] = state
+        return state

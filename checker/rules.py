@@ -22,6 +22,8 @@ File format (see ``config/rules.toml`` for the documented example)::
     headers = { Referer = "https://example.com/" }
     per_host = 2                    # concurrency override for these hosts
     interval = "1s"                 # minimum interval between requests to one host
+    start_per_host = 1              # where the learned pace starts (checker.pace): window
+    start_interval = "1s"           # and interval; it then moves within per_host/interval
     compare_random_path = false     # the random-sibling probe for these hosts (default: health.sibling_probe)
     source = "https://..."          # where the page forms come from (shown by `linkhealth rules`)
     [[rule.soft404]]                # markers; also [[rule.blocked]]
@@ -67,9 +69,11 @@ BUILTIN_RULES = "data/rules.toml"
 _RULE_KEYS = {
     "name", "hosts", "path", "at_risk", "live", "live_text", "title", "blocked_statuses", "headers",
     "per_host", "interval", "compare_random_path", "soft404", "blocked", "source", "enabled", "generator",
+    "start_per_host", "start_interval",
 }
 # Keys that act before a page is fetched: meaningless on a rule keyed by the page's generator.
-_HOST_ONLY_KEYS = ("path", "at_risk", "headers", "per_host", "interval", "compare_random_path")
+_HOST_ONLY_KEYS = ("path", "at_risk", "headers", "per_host", "interval", "compare_random_path",
+                   "start_per_host", "start_interval")
 _MARKER_KEYS = {
     "name", "text", "text_all", "regex", "title", "title_is", "selectors", "not_selectors",
     "url_path", "statuses", "max_body", "error", "redirect_js", "source", "stress",
@@ -155,6 +159,8 @@ class Rule:
     headers: tuple[tuple[str, str], ...] = ()
     per_host: int | None = None
     interval: float | None = None
+    start_per_host: int | None = None
+    start_interval: float | None = None
     compare_random_path: bool | None = None   # None: health.sibling_probe decides
     blocked: tuple[Marker, ...] = ()
     soft404: tuple[Marker, ...] = ()
@@ -247,8 +253,10 @@ class RuleSet:
         ranked = sorted(self._candidates(host), key=lambda pair: (pair[0], pair[1].path is None),
                         reverse=True)
         for _, rule in ranked:
-            if rule.per_host is not None or rule.interval is not None or rule.headers:
-                return HostPolicy(per_host=rule.per_host, interval=rule.interval, headers=rule.headers)
+            if (rule.per_host is not None or rule.interval is not None or rule.headers
+                    or rule.start_per_host is not None or rule.start_interval is not None):
+                return HostPolicy(per_host=rule.per_host, interval=rule.interval, headers=rule.headers,
+                                  start_per_host=rule.start_per_host, start_interval=rule.start_interval)
         return HostPolicy()
 
 
@@ -360,6 +368,8 @@ class _Builder:
             blocked_statuses=self.statuses(raw.get("blocked_statuses", []), "blocked_statuses"),
             headers=tuple((k, v) for k, v in headers.items()),
             per_host=self.positive_int("per_host"), interval=self.duration("interval"),
+            start_per_host=self.positive_int("start_per_host"),
+            start_interval=self.duration("start_interval"),
             compare_random_path=self.boolean("compare_random_path", default=None),
             blocked=self.markers("blocked"), soft404=self.markers("soft404"),
             source=self.source, cite=self.string("source"), generator=generator,

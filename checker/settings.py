@@ -82,6 +82,11 @@ class CheckSettings:
     ca_file: str = ""
     exclude: tuple[str, ...] = ()
     recheck_after: Seconds = 0.0
+    # Politeness that listens (checker.pace): refused attempts (429, 503, verification or
+    # rate-limit pages) re-queued per host per run before the host is set aside, and the
+    # longest pause of a host.
+    host_retry_budget: int = 100
+    host_pause_max: Seconds = 120.0
     head_extensions: tuple[str, ...] = (
         ".pdf", ".zip", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar", ".tar", ".whl", ".exe",
         ".dmg", ".iso", ".msi", ".deb", ".rpm", ".apk", ".jar", ".mp4", ".mp3", ".mkv",
@@ -459,6 +464,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("check.timeout must be positive", source=src, key="check.timeout")
     if c.retries < 0:
         raise ConfigError("check.retries cannot be negative", source=src, key="check.retries")
+    if c.host_retry_budget < 0:
+        raise ConfigError("check.host_retry_budget cannot be negative", source=src, key="check.host_retry_budget")
     if c.fail_on not in ("broken", "dead", "never"):
         raise ConfigError(f"check.fail_on must be broken, dead or never, got {c.fail_on!r}",
                           source=src, key="check.fail_on")

@@ -6,7 +6,7 @@ readable copy is opened from file:// with Playwright intercepting every request 
 attempt is counted, then aborted) and recording CSP violations: the body text must be
 visible (computed style, a box), every picture drawn (naturalWidth > 0, at its real size;
 backgrounds as decoded data: pictures), no request attempted, no navigation away.
-Screenshots go to ``$LINKHEALTH_SHOTS`` when set (for a human to look at).
+Screenshots go to ``$LINKHEALTH_TEST_SHOTS`` when set (for a human to look at).
 """
 
 from __future__ import annotations
@@ -137,8 +137,8 @@ async def open_copy(path: Path, shot: str, tmp_path: Path, check):
         assert dialogs == []
         target = tmp_path / f"{shot}.png"
         await page.screenshot(path=str(target), full_page=False)
-        if os.environ.get("LINKHEALTH_SHOTS"):
-            shutil.copy(target, Path(os.environ["LINKHEALTH_SHOTS"]) / target.name)
+        if os.environ.get("LINKHEALTH_TEST_SHOTS"):
+            shutil.copy(target, Path(os.environ["LINKHEALTH_TEST_SHOTS"]) / target.name)
         await browser.close()
 
 

@@ -69,7 +69,10 @@ def write_notes(folder: Path, urls: list[str]) -> None:
 async def run(*args: str, cwd: Path, env: dict | None = None, timeout: float = 90) -> tuple[int, str, str]:
     """Run the CLI without blocking the event loop that serves the scripted web."""
     full_env = {**os.environ, "LINKHEALTH_CHECK_BACKOFF_BASE": "0.01", "LINKHEALTH_CHECK_BACKOFF_MAX": "0.05",
-                "LINKHEALTH_CHECK_RETRY_AFTER_CAP": "1.5", **(env or {})}
+                "LINKHEALTH_CHECK_RETRY_AFTER_CAP": "1.5",
+                # A host's pause after a verification page is 5 s and more (checker.pace, tested
+                # in test_pace.py / test_schedule.py); these tests are about the other stages.
+                "LINKHEALTH_CHECK_HOST_PAUSE_MAX": "0.2", **(env or {})}
     proc = await asyncio.create_subprocess_exec(*LINKHEALTH, *args, cwd=cwd, env=full_env,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout)

@@ -227,7 +227,7 @@ async def test_run_largest_host_first_and_limits_held(web, web_settings) -> None
     async with Prober(web_settings(concurrency=4, per_host=3), host_policy=policy) as prober:
         await prober.run(targets, sink)
     assert len(done) == 18
-    assert order[:3] == ["big.example.com"] * 3            # the big host starts first
+    assert order[0] == "big.example.com"                   # the big host starts first
     assert peak["big.example.com"] == 3                     # ... and is kept at its limit
     assert peak["*"] <= 4                                   # global limit
     assert all(peak[h] <= 3 for h in peak if h != "*")

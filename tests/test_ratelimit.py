@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from checker.models import HostPolicy
-from checker.ratelimit import HostGate, HostLimits, Limiter, limits_for
+from checker.pace import Signal
+from checker.ratelimit import HostLimits, Limiter, limits_for
 from checker.settings import CheckSettings
 
 
@@ -34,19 +35,15 @@ def test_limits_for_uses_settings_then_policy() -> None:
     assert limits_for(check, HostPolicy(per_host=0)).per_host == 1   # never zero
 
 
-def test_gate_spaces_starts_by_interval() -> None:
+async def test_limiter_defer_pauses_the_host_and_never_pulls_it_earlier() -> None:
     t = FakeTime()
-    gate = HostGate(1.5, sleep=t.sleep, clock=t.clock)
-    assert [gate.reserve() for _ in range(3)] == [0.0, 1.5, 3.0]
-
-
-def test_gate_defer_pushes_next_start() -> None:
-    t = FakeTime()
-    gate = HostGate(0.0, sleep=t.sleep, clock=t.clock)
-    gate.defer(10.0)
-    assert gate.reserve() == 10.0
-    gate.defer(1.0)            # never pulls an existing deferral earlier
-    assert gate.reserve() == 10.0
+    limiter = Limiter(CheckSettings(), sleep=t.sleep, clock=t.clock)
+    limiter.defer("a.example", 10.0)
+    limiter.defer("a.example", 1.0)           # never pulls an existing deferral earlier
+    async with limiter.slot("a.example"):
+        assert t.now == 110.0
+    async with limiter.slot("b.example"):     # other hosts are not held back
+        assert t.now == 110.0
 
 
 async def test_limiter_interval_sleeps_with_injected_sleep() -> None:
@@ -75,6 +72,7 @@ async def test_limiter_bounds_per_host_and_global_concurrency() -> None:
             total_peak = max(total_peak, sum(active.values()))
             await asyncio.sleep(0.01)
             active[host] -= 1
+        await limiter.observe(host, Signal.OK, 0.01)     # good answers open the host's window
 
     await asyncio.gather(*(job(h) for h in ["a"] * 6 + ["b"] * 6 + ["c"] * 6))
     assert max(peak.values()) == 2          # per-host limit reached, never passed

@@ -65,7 +65,9 @@ async def run_slot(store: Any, settings: Settings, rules: RuleSet, pace: PaceSou
     ``clock`` is the worker's DbClock (read from the database once), else one per job.
     """
     out = SlotOutcome()
-    limiter = DbPacedLimiter(store, pace)
+    # The pace learned for the host (by any worker, or an embedded audit) is where it starts.
+    limiter = DbPacedLimiter(store, pace, settings.check, host_policy=rules.host_policy,
+                             learned=await store.load_paces({job.host}))
     done: set[str] = set()
     while out.rounds < MAX_ROUNDS and not (stop is not None and stop.is_set()):
         due = await q.due_in_slot(store, job.host, job.slot, job.slots, settings.cluster.batch_size)

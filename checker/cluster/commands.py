@@ -11,7 +11,7 @@ import asyncio
 from ..errors import ConfigError
 from ..settings import Settings
 
-__all__ = ["require_cluster", "run_worker_command", "cluster_status_text"]
+__all__ = ["require_cluster", "run_worker_command"]
 
 INSTALL_HINT = "pip install 'linkhealth[cluster]'"
 
@@ -45,16 +45,3 @@ def run_worker_command(settings: Settings, *, concurrency: int | None = None) ->
         return await run_worker(settings, concurrency=concurrency)
 
     return asyncio.run(main())
-
-
-async def _status(settings: Settings) -> list[str]:
-    from ..store import Store
-    from .status import cluster_status, status_lines
-
-    async with await Store.open(settings.db_url, upgrade=False) as store:
-        return status_lines(await cluster_status(store, alive_within=max(60.0, 3 * settings.cluster.report_every)))
-
-
-def cluster_status_text(settings: Settings) -> str:
-    """The cluster part of ``linkhealth status``: queue depth, workers, checks per minute."""
-    return "\n".join(asyncio.run(_status(settings)))

@@ -7,10 +7,10 @@ embedded :class:`~checker.ratelimit.Limiter` does (:func:`~checker.ratelimit.lim
 a learned per-host pace plugs in as another PaceSource.
 
 :class:`DbPacedLimiter` is what the probe engine sees in a worker instead of the in-process
-Limiter: each request start is booked on the host's ``host_clock`` row (database clock), so
-the interval holds across every worker; concurrency needs no semaphore because a slot job
-runs its URLs one at a time. A worker cut off from the database cannot book a start, and so
-stops checking.
+Limiter: the same adaptive pace (checker.pace), and each request start booked on the host's
+``host_clock`` row (database clock), so the interval holds across every worker; concurrency
+needs no semaphore across workers because a slot job runs its URLs one at a time. A worker
+cut off from the database cannot book a start, and so stops checking.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, Protocol
 
 from ..models import HostPolicy
-from ..ratelimit import HostLimits, limits_for
+from ..pace import HostPace, LearnedPace
+from ..ratelimit import HostLimits, HostState, Limiter, limits_for, pace_limits
 from ..settings import CheckSettings
 from ..store import cluster as q
 
@@ -53,43 +54,62 @@ def pace_for(check: CheckSettings, host_policy: Callable[[str], HostPolicy | Non
     return ConfiguredPace(check, host_policy)
 
 
-class DbPacedLimiter:
-    """The probe engine's limiter in a worker: each start booked on the host's pace row."""
+class DbPacedLimiter(Limiter):
+    """The probe engine's limiter in a worker: the embedded mode's adaptive pace for one slot,
+    with each request start also booked on the host's ``host_clock`` row.
 
-    def __init__(self, store: Any, pace: PaceSource, *,
+    The pace (checker.pace: cut on stress, raised slowly, paused on Retry-After) is the
+    embedded Limiter's, started from the learned pace; a slot sends one request at a time,
+    so its ceiling is 1. The interval it keeps (configured, or learned when larger) is
+    booked on the database, so it holds across every worker.
+    """
+
+    def __init__(self, store: Any, pace: PaceSource, check: CheckSettings, *,
+                 host_policy: Callable[[str], HostPolicy | None] | None = None,
+                 learned: Mapping[str, LearnedPace] | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        super().__init__(check, host_policy=host_policy, learned=learned, sleep=sleep)
         self._store = store
         self._pace = pace
-        self._sleep = sleep
         self._deferred: dict[str, float] = {}
         self._booked: set[str] = set()
 
-    def limits(self, host: str) -> HostLimits:
-        """One request at a time: the job is one of the host's slots."""
-        return replace(self._pace.limits(host), per_host=1)
+    def host(self, host: str) -> HostState:
+        """The host's state in this job: one request at a time (the job is one of its slots)."""
+        state = self.hosts.get(host)
+        if state is None:
+            policy = self._policy(host) if self._policy else None
+            limits = replace(self._pace.limits(host), per_host=1)
+            pace = HostPace(replace(pace_limits(self._check, policy), ceiling=1), clock=self._clock,
+                            learned=self._learned.get(host))
+            state = self.hosts[host] = HostState(limits, pace)
+        return state
 
     def defer(self, host: str, seconds: float) -> None:
-        """Delay every later request to ``host``, on every worker (written before the next start)."""
+        """Delay every later request to ``host``, here and on every worker (written before the next start)."""
+        super().defer(host, seconds)
         self._deferred[host] = max(seconds, self._deferred.get(host, 0.0))
 
     @asynccontextmanager
     async def slot(self, host: str) -> AsyncIterator[HostLimits]:
-        """Wait for the host's next start as booked on the database, then let one request go.
+        """Wait for the host's turn in this job's pace, then for its next start as booked on
+        the database, then let one request go.
 
         With no interval to keep, a start is booked once per batch (``new_round``): it still
         honours a pause (Retry-After) that any worker wrote, at one round trip per batch
         instead of one per request.
         """
-        limits = self._pace.limits(host)
-        pause = self._deferred.pop(host, None)
-        if pause is not None:
-            await q.defer_host(self._store, host, pause)
-        if limits.interval > 0 or pause is not None or host not in self._booked:
-            self._booked.add(host)
-            wait = await q.reserve_start(self._store, host, limits.interval)
-            if wait > 0:
-                await self._sleep(wait)
-        yield limits
+        async with super().slot(host) as limits:
+            interval = max(limits.interval, self.host(host).pace.interval)
+            pause = self._deferred.pop(host, None)
+            if pause is not None:
+                await q.defer_host(self._store, host, pause)
+            if interval > 0 or pause is not None or host not in self._booked:
+                self._booked.add(host)
+                wait = await q.reserve_start(self._store, host, interval)
+                if wait > 0:
+                    await self._sleep(wait)
+            yield limits
 
     def new_round(self) -> None:
         """A new batch starts: book its first start on the database again."""

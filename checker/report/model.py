@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping, NamedTuple
 
 from ..models import FAILING_STATUSES, Health, Status
+from ..pace import pace_text
 from ..settings import Settings
 from ..store.reportquery import LinkRecord, ReportRows, SnapshotRecord, fetch_report_rows
 
@@ -138,6 +139,7 @@ class HostRow:
     dead: int
     blocked: int
     at_risk: bool
+    pace: str = ""       # the pace learned for the host (checker.pace.pace_text), if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +209,8 @@ def model_from_rows(rows: ReportRows, *, now: datetime | None = None,
     return ReportModel(
         title=title, generated_at=generated_at, last_checked_at=max(checked) if checked else None,
         summary=_summary(link_rows), links=link_rows, runs=run_points,
-        changes=_changes(rows, link_rows), notes=_notes(link_rows, rows.note_paths), hosts=_hosts(link_rows),
+        changes=_changes(rows, link_rows), notes=_notes(link_rows, rows.note_paths),
+        hosts=_hosts(link_rows, {p.host: pace_text(p) for p in rows.paces}),
         notes_root=notes_root(rows.note_paths))
 
 
@@ -310,12 +313,13 @@ def _notes(links_: tuple[LinkRow, ...], paths: Iterable[str] = ()) -> tuple[Note
     return tuple(out)
 
 
-def _hosts(links_: tuple[LinkRow, ...]) -> tuple[HostRow, ...]:
+def _hosts(links_: tuple[LinkRow, ...], paces: dict[str, str] | None = None) -> tuple[HostRow, ...]:
     per: dict[str, list[LinkRow]] = defaultdict(list)
+    paces = paces or {}
     for r in links_:
         per[r.host].append(r)
     out = [HostRow(host, len(rs), sum(r.failing for r in rs), sum(r.health == "dead" for r in rs),
-                   sum(r.status == "blocked" for r in rs), any(r.at_risk for r in rs))
+                   sum(r.status == "blocked" for r in rs), any(r.at_risk for r in rs), paces.get(host, ""))
            for host, rs in per.items()]
     out.sort(key=lambda h: (-h.failing, -h.dead, -h.links, h.host))
     return tuple(out)

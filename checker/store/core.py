@@ -18,8 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..errors import StoreError
 from ..models import CheckResult, HealthState, Note, Reference, Target
+from ..pace import LearnedPace
 from . import leases as _leases
 from . import runs as _runs
+from . import paces as _paces
 from .engine import IMMEDIATE, create_engine, mask_url
 from .migrate import HEAD, current_revision, upgrade_engine
 from .schema import checks, links, runs, to_utc, url_digest
@@ -257,3 +259,23 @@ class Store:
         """Give up our lease (a no-op when someone else holds it)."""
         async with self._write() as conn:
             await _leases.release(conn, name, owner)
+
+    # -- learned pace per host ---------------------------------------------------------
+
+    async def load_paces(self, hosts: Iterable[str]) -> dict[str, LearnedPace]:
+        """The pace learned for each of ``hosts`` in earlier runs (checker.pace)."""
+        async with self._read() as conn:
+            return await _paces.load(conn, hosts)
+
+    async def save_paces(self, paces: Iterable[LearnedPace]) -> int:
+        """Store the pace learned this run for each host; returns how many rows were written."""
+        paces = list(paces)
+        if not paces:
+            return 0
+        async with self._write() as conn:
+            return await _paces.save(conn, paces)
+
+    async def learned_paces(self, limit: int | None = None) -> list[LearnedPace]:
+        """Stored paces, most recently stressed hosts first (report, `linkhealth status`)."""
+        async with self._read() as conn:
+            return await _paces.all_paces(conn, limit)

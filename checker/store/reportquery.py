@@ -17,6 +17,7 @@ from sqlalchemy import Text, and_, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..archive.base import Fidelity
+from .paces import all_paces
 from .schema import checks, links, notes, occurrences, runs, snapshots
 
 __all__ = ["LinkRecord", "OccurrenceRecord", "SnapshotRecord", "RunRecord",
@@ -94,6 +95,7 @@ class ReportRows:
     snapshots: tuple[SnapshotRecord, ...]
     runs: tuple[RunRecord, ...]
     note_paths: tuple[str, ...] = ()     # every note read (not deleted), cited links or not
+    paces: tuple = ()          # LearnedPace per host (checker.pace), for the hosts view
 
 
 def engine_of(store: Any) -> AsyncEngine:
@@ -116,7 +118,8 @@ async def fetch_report_rows(store: Any, *, active_only: bool = True, history_per
         snap_rows = await _snapshots(conn, active_only)
         run_rows = await _runs(conn, runs_limit)
         note_paths = await _note_paths(conn)
-    return ReportRows(link_rows, occ_rows, hist_rows, snap_rows, run_rows, note_paths)
+        paces = tuple(await all_paces(conn))
+    return ReportRows(link_rows, occ_rows, hist_rows, snap_rows, run_rows, note_paths, paces)
 
 
 async def _note_paths(conn: AsyncConnection) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ Tables:
   archive_resources  resources written in full into local WARCs (later ones are revisits)
   archive_jobs   the archive queue: survives restarts, nothing submitted twice
   leases         named leases with expiry (one daemon per database)
+  host_pace      the pace learned per host (checker.pace): the next run starts from it
   host_clock     cluster mode: each host's next allowed request start, on the database clock
   cluster_workers cluster mode: each `linkhealth worker` process and its check rate
 
@@ -31,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 __all__ = ["UTCDateTime", "to_utc", "url_digest", "metadata", "notes", "links", "occurrences", "runs", "checks",
-           "snapshots", "archive_resources", "archive_jobs", "leases", "host_clock", "cluster_workers"]
+           "snapshots", "archive_resources", "archive_jobs", "leases", "host_pace", "host_clock", "cluster_workers"]
 
 # Naming convention so that Alembic migrations get stable constraint names on
 # both SQLite (batch mode) and PostgreSQL.
@@ -246,4 +247,18 @@ cluster_workers = Table(
     Column("checks_per_minute", Float, nullable=False, default=0.0),
     Column("in_flight", Integer, nullable=False, default=0),
     Column("stopped_at", TS),
+)
+
+host_pace = Table(
+    "host_pace", metadata,
+    Column("host", String(255), primary_key=True),
+    Column("concurrency", Float, nullable=False),
+    Column("interval", Float, nullable=False),
+    Column("stress_concurrency", Float),
+    Column("stress_rate", Float),
+    Column("last_stress", Text),
+    Column("last_stress_at", TS),
+    Column("requests", Integer, nullable=False, default=0),
+    Column("refusals", Integer, nullable=False, default=0),
+    Column("updated_at", TS, nullable=False),
 )

@@ -66,7 +66,7 @@ def data_blob(model: ReportModel) -> dict[str, Any]:
         "notes": [_under(path, model.notes_root) for path in note_index], "hosts": list(host_index),
         "links": rows,
         "note_stats": [[note_index[n.path], n.links, n.failing, n.dead, n.at_risk] for n in model.notes],
-        "host_stats": [[host_index[h.host], h.links, h.failing, h.dead, h.blocked, int(h.at_risk)]
+        "host_stats": [[host_index[h.host], h.links, h.failing, h.dead, h.blocked, int(h.at_risk), h.pace]
                        for h in model.hosts],
     }
 

@@ -244,7 +244,7 @@
     td.appendChild(scopeButton(D.hosts[h[0]] || "(no host: relative or malformed)",
                                function () { state.host = h[0]; state.note = -1; showTab("links"); update(); }));
     if (h[5]) { td.appendChild(document.createTextNode(" ")); td.appendChild(el("span", "badge risk", "at risk")); }
-    tr.appendChild(td); numCells(tr, [h[1], h[2], h[3], h[4]]); return tr;
+    tr.appendChild(td); numCells(tr, [h[1], h[2], h[3], h[4]]); tr.appendChild(el("td", "pace", h[6] || "")); return tr;
   }
 
   // ---- tabs (WAI-ARIA tabs pattern: arrow keys move between tabs) -------------
