@@ -207,7 +207,10 @@ class LocalBackend:
         if same is not None:
             return ArchiveResult(Outcome.DONE, snapshot=same)
         is_html = "html" in page.header("Content-Type").lower()
-        soup = _soup(page) if is_html else None
+        # Decoded once, as a browser decodes it; parsed here for the capture and the measure,
+        # and again by build_readable, which rewrites its own tree.
+        text = _text(page) if is_html else None
+        soup = BeautifulSoup(text, "lxml") if text is not None else None
         cap = (await capture_resources(soup, page, self.fetch, Budget.from_settings(self.settings, len(page.body)),
                                        self.limiter) if is_html else Capture())
         captured = self._now()
@@ -215,7 +218,7 @@ class LocalBackend:
         known = await self._known_resources(resources)
         try:
             warc, offset, stored = await asyncio.to_thread(self._write_warc, page, resources, captured, known)
-            readable, fidelity = (await asyncio.to_thread(self._write_readable, warc, page, soup, cap, captured)
+            readable, fidelity = (await asyncio.to_thread(self._write_readable, warc, page, text, soup, cap, captured)
                                   if is_html else (None, None))
         except OSError as exc:
             raise ArchiveError(f"cannot write to the local archive {self.root}: "
@@ -312,11 +315,11 @@ class LocalBackend:
         writer.write_record(request)
         return offset
 
-    def _write_readable(self, warc: Path, page: Fetched, soup, cap: Capture,
+    def _write_readable(self, warc: Path, page: Fetched, text: str, soup, cap: Capture,
                         captured: datetime) -> tuple[Path, Fidelity]:
         """Write the self-contained copy beside the WARC; measure it as written."""
-        meta = read_meta(soup, _text(page))
-        copy = build_readable(page, cap.fetched, meta, captured)
+        meta = read_meta(soup, text)
+        copy = build_readable(page, text, cap.fetched, meta, captured)
         target = warc.with_name(warc.name.removesuffix(".warc.gz") + ".html")
         part = target.with_name(target.name + ".part")
         part.write_text(copy.html, encoding="utf-8")
@@ -351,11 +354,7 @@ def _http_headers(res: Fetched) -> StatusAndHeaders:
 
 
 def _text(page: Fetched) -> str:
-    """The page's text as a browser decodes it (WHATWG: BOM, then the label; never UTF-7)."""
+    """The page's text as a browser decodes it (checker.page: WHATWG, BOM then the label),
+    not Beautiful Soup's own guess, which honours labels such as utf-7."""
     return decode_body(page.body, page.header("Content-Type") or None)
 
-
-def _soup(page: Fetched) -> BeautifulSoup:
-    """The page parsed from the text a browser would read (checker.page: WHATWG decoding),
-    not from Beautiful Soup's own guess, which honours labels such as utf-7."""
-    return BeautifulSoup(_text(page), "lxml")

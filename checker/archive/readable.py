@@ -31,8 +31,6 @@ from typing import Mapping
 
 from bs4 import BeautifulSoup
 
-from ..page import decode_body
-
 from .inline import css_text, data_uri, inline_css
 from .pagemeta import PageMeta, main_content
 from .resources import CSS_URL, LAZY_ATTRS, absolute, document_base, picture_url
@@ -63,9 +61,10 @@ class Readable:
     missing: tuple[str, ...] = ()
 
 
-def build_readable(page, resources: Mapping[str, object], meta: PageMeta, captured: datetime) -> Readable:
-    """The self-contained copy of ``page`` with ``resources`` (URL -> Fetched) inlined."""
-    soup = BeautifulSoup(decode_body(page.body, page.header("Content-Type") or None), "lxml")
+def build_readable(page, text: str, resources: Mapping[str, object], meta: PageMeta,
+                   captured: datetime) -> Readable:
+    """The self-contained copy of ``page`` (its decoded ``text``) with ``resources`` (URL -> Fetched) inlined."""
+    soup = BeautifulSoup(text, "lxml")
     base = document_base(soup, page.final_url)
     _neutralise(soup, base)
     stats = _Stats()
