@@ -77,24 +77,10 @@ def test_report_hosts_view_shows_the_learned_pace() -> None:
 
 
 async def test_audit_checks_captcha_refusals_again_and_keeps_the_pace_for_next_time(web, web_settings, tmp_path) -> None:
-    from aiohttp import web as aioweb
-
     from checker.pipeline import run_audit
+    from webserver import wechat_with_captcha
 
-    served = {"n": 0}
-
-    async def article(request: aioweb.Request) -> aioweb.Response:
-        served["n"] += 1
-        if served["n"] == 2:                                  # the host's verification page, once
-            raise aioweb.HTTPFound("/mp/wappoc_appmsgcaptcha?poc_token=t")
-        return aioweb.Response(text="<title>文章</title><div id='js_article'><div id='js_content'>正文</div></div>",
-                               content_type="text/html")
-
-    async def captcha(request: aioweb.Request) -> aioweb.Response:
-        return aioweb.Response(text="<title>环境异常</title><p>环境异常</p><a>去验证</a>", content_type="text/html")
-
-    web.route("/s", article)
-    web.route("/mp/wappoc_appmsgcaptcha", captcha)
+    served = wechat_with_captcha(web, lambda n: n == 2)       # the host's verification page, once
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "a.md").write_text("".join(f"- https://{WECHAT}/s?id={i}\n" for i in range(3)), encoding="utf-8")

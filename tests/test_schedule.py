@@ -14,6 +14,7 @@ from checker.pipeline import pace_refusal
 from checker.probe import Prober
 from checker.rules import load_rules
 from checker.settings import HealthSettings
+from webserver import wechat_with_captcha
 
 
 def target(url: str) -> Target:
@@ -82,20 +83,7 @@ async def test_ceilings_never_passed_and_429s_from_our_pace_are_not_results(web,
 
 
 async def test_verification_page_is_retried_after_the_pause_not_recorded(web, web_settings) -> None:
-    served = Counter()
-
-    async def article(request: aioweb.Request) -> aioweb.Response:
-        served["n"] += 1
-        if served["n"] <= 2:                                 # the first two: sent to the captcha
-            raise aioweb.HTTPFound("/mp/wappoc_appmsgcaptcha?poc_token=t")
-        return aioweb.Response(text="<title>文章</title><div id='js_article'><div id='js_content'>正文</div></div>",
-                               content_type="text/html")
-
-    async def captcha(request: aioweb.Request) -> aioweb.Response:
-        return aioweb.Response(text="<title>环境异常</title><p>环境异常</p><a>去验证</a>", content_type="text/html")
-
-    web.route("/s", article)
-    web.route("/mp/wappoc_appmsgcaptcha", captcha)
+    served = wechat_with_captcha(web, lambda n: n <= 2)      # the first two: sent to the captcha
     rules = load_rules(HealthSettings())
     clock = FakeClock()
     targets = [target(f"https://mp.weixin.qq.com/s?id={i}") for i in range(3)]

@@ -328,3 +328,23 @@ def _port(site: web.TCPSite) -> int:
 def dump(obj: object) -> str:
     """JSON with non-ASCII kept readable (for test failure messages)."""
     return json.dumps(obj, ensure_ascii=False, default=str)
+
+
+def wechat_with_captcha(web_: "SimWeb", refused: Callable[[int], bool]) -> Counter:
+    """WeChat-shaped articles at /s whose n-th request is sent to the verification page
+    (/mp/wappoc_appmsgcaptcha) when ``refused(n)``; returns the counter of requests ("n")."""
+    served: Counter = Counter()
+
+    async def article(request: web.Request) -> web.Response:
+        served["n"] += 1
+        if refused(served["n"]):
+            raise web.HTTPFound("/mp/wappoc_appmsgcaptcha?poc_token=t")
+        return web.Response(text="<title>文章</title><div id='js_article'><div id='js_content'>正文</div></div>",
+                            content_type="text/html")
+
+    async def captcha(request: web.Request) -> web.Response:
+        return web.Response(text="<title>环境异常</title><p>环境异常</p><a>去验证</a>", content_type="text/html")
+
+    web_.route("/s", article)
+    web_.route("/mp/wappoc_appmsgcaptcha", captcha)
+    return served
