@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import AsyncIterator, Awaitable, Callable, Mapping
 
 from .models import HostPolicy
@@ -131,8 +131,12 @@ class Limiter:
         state = self.hosts.get(host)
         if state is None:
             policy = self._policy(host) if self._policy else None
-            pace = HostPace(pace_limits(self._check, policy), clock=self._clock,
-                            learned=self._learned.get(host))
-            state = HostState(limits_for(self._check, policy), pace)
-            self.hosts[host] = state
+            limits = self._limits_of(host, policy)
+            pace = HostPace(replace(pace_limits(self._check, policy), ceiling=limits.per_host),
+                            clock=self._clock, learned=self._learned.get(host))
+            state = self.hosts[host] = HostState(limits, pace)
         return state
+
+    def _limits_of(self, host: str, policy: HostPolicy | None) -> HostLimits:
+        """The host's ceilings in this limiter (a cluster slot narrows them to one request)."""
+        return limits_for(self._check, policy)

@@ -23,8 +23,8 @@ from datetime import datetime, timedelta
 from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, Protocol
 
 from ..models import HostPolicy
-from ..pace import HostPace, LearnedPace
-from ..ratelimit import HostLimits, HostState, Limiter, limits_for, pace_limits
+from ..pace import LearnedPace
+from ..ratelimit import HostLimits, Limiter, limits_for
 from ..settings import CheckSettings
 from ..store import cluster as q
 
@@ -74,16 +74,9 @@ class DbPacedLimiter(Limiter):
         self._deferred: dict[str, float] = {}
         self._booked: set[str] = set()
 
-    def host(self, host: str) -> HostState:
-        """The host's state in this job: one request at a time (the job is one of its slots)."""
-        state = self.hosts.get(host)
-        if state is None:
-            policy = self._policy(host) if self._policy else None
-            limits = replace(self._pace.limits(host), per_host=1)
-            pace = HostPace(replace(pace_limits(self._check, policy), ceiling=1), clock=self._clock,
-                            learned=self._learned.get(host))
-            state = self.hosts[host] = HostState(limits, pace)
-        return state
+    def _limits_of(self, host: str, policy: HostPolicy | None) -> HostLimits:
+        """One request at a time: the job is one of the host's slots."""
+        return replace(self._pace.limits(host), per_host=1)
 
     def defer(self, host: str, seconds: float) -> None:
         """Delay every later request to ``host``, here and on every worker (written before the next start)."""
