@@ -9,7 +9,7 @@ makes one attempt, and then:
   ``refusal`` function says which) is not a result: the host's pace is cut and paused,
   and the URL goes back to the end of its host's queue, while the host's budget for the
   run lasts (``check.host_retry_budget``). A host that stays hostile (the budget spent,
-  or HOSTILE_STREAK pauses in a row without one good answer) is set aside with one
+  or ``check.host_set_aside_after`` pauses in a row without one good answer) is set aside with one
   notice; its URLs never answered are left unrecorded for the next run or daemon cycle;
 - a timeout, reset or 5xx worth retrying goes to the end of its host's queue with its
   backoff as a not-before time: no slot is held through the backoff;
@@ -43,10 +43,10 @@ log = logging.getLogger("linkhealth.probe")
 
 Sink = Callable[[Target, Probe], Awaitable[None]]
 
-#: Consecutive refusals, each after a pause and without a good answer between, after
-#: which a host is set aside for the run (the pauses double: after a verification page
-#: 5 + 10 + 20 + 40 + 80 + 120 s of waiting, after a 429 1 + 2 + ... + 32 s).
-HOSTILE_STREAK = 7
+# Consecutive refusals, each after a pause and without a good answer between, after
+# which a host is set aside for the run: check.host_set_aside_after, 7 by default (the
+# pauses double: after a verification page 5 + 10 + 20 + 40 + 80 + 120 s of waiting,
+# after a 429 1 + 2 + ... + 32 s).
 #: Refusals of one URL after which its last answer is recorded (a URL that alone answers
 #: 503 while its host answers well is that URL's result, not the host's pace).
 REFUSALS_PER_URL = 4
@@ -287,7 +287,7 @@ class HostRuns:
         item.refused += 1
         item.last = probe
         pace = self._limiter.host(lane.host).pace
-        if lane.refusals > self._check.host_retry_budget or pace.streak >= HOSTILE_STREAK:
+        if lane.refusals > self._check.host_retry_budget or pace.streak >= self._check.host_set_aside_after:
             await self._set_aside(lane, refusal.reason)
         if lane.closed or item.refused >= REFUSALS_PER_URL:
             await self._record(lane, item, probe)

@@ -86,6 +86,7 @@ class CheckSettings:
     # rate-limit pages) re-queued per host per run before the host is set aside, and the
     # longest pause of a host.
     host_retry_budget: int = 100
+    host_set_aside_after: int = 7      # refusals in a row (each after a pause) that set a host aside
     host_pause_max: Seconds = 120.0
     head_extensions: tuple[str, ...] = (
         ".pdf", ".zip", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar", ".tar", ".whl", ".exe",
@@ -464,6 +465,9 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("check.timeout must be positive", source=src, key="check.timeout")
     if c.retries < 0:
         raise ConfigError("check.retries cannot be negative", source=src, key="check.retries")
+    if c.host_set_aside_after < 1:
+        raise ConfigError("check.host_set_aside_after must be at least 1", source=src,
+                          key="check.host_set_aside_after")
     if c.host_retry_budget < 0:
         raise ConfigError("check.host_retry_budget cannot be negative", source=src, key="check.host_retry_budget")
     if c.fail_on not in ("broken", "dead", "never"):
