@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -232,7 +233,7 @@ async def test_three_workers_keep_each_hosts_limit_and_interval(tmp_path, pg_url
         assert set((await _checks_per_link(store)).values()) == {1}
         # Each link fetched once; besides them only the random-sibling probe's decoys (one per
         # slot job at most: it runs once per host and job, and only on a live-looking page).
-        links = {p: n for p, n in recording_web.requests.items() if p.startswith("/p")}
+        links = {p: n for p, n in recording_web.requests.items() if re.fullmatch(r"/p\d+", p)}
         assert sum(links.values()) == 24
         assert sum(recording_web.requests.values()) - 24 <= 4 * PER_HOST
         await _until(lambda: _rows_with_checks(store), 10, "worker rows with counts", workers)
