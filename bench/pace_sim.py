@@ -38,7 +38,7 @@ def simulate(throttle, urls: int, latency: float, limits: PaceLimits,
         next_end = in_flight[0][0] if in_flight else float("inf")
         if delay is not None and now[0] + delay <= next_end:
             now[0] += delay
-            pace.started()
+            pace.started(len(in_flight))
             refusal = throttle.enter(now[0])
             lat = latency / 2 if refusal else throttle.latency(latency, len(in_flight) + 1)
             heapq.heappush(in_flight, (now[0] + lat, lat, refusal is not None))

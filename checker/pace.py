@@ -5,7 +5,7 @@ apart they start. It is a pure object: no I/O, no sleeping, the clock injected. 
 embedded runner (checker.probe) and the cluster runner ask it the same three things::
 
     delay = pace.wait(in_flight)      # None: the host's window is full; else seconds to wait
-    pace.started()                    # a request starts now
+    pace.started(in_flight)           # a request starts now
     pause = pace.observe(signal, latency, retry_after=None)   # its outcome; > 0: pause the host
 
 The two anchors, as the issue asks:
@@ -67,6 +67,11 @@ JUMP_MIN_SAMPLES = 5
 PAUSE_BASE = 1.0
 PAUSE_BASE_VERIFICATION = 5.0
 RATE_WINDOW = 5.0
+#: A limit binds a start when the window was full with it, or when it came no later than
+#: BOUND_SHARE of an interval (at least BOUND_SLACK s: a sleep oversleeps) after the interval
+#: allowed it. Only answers to requests sent while a limit bound may raise that limit.
+BOUND_SLACK = 0.05
+BOUND_SHARE = 0.25
 
 
 class Signal(enum.Enum):
@@ -131,6 +136,7 @@ class HostPace:
         self.requests = self.refusals = 0
         self._next = float("-inf")
         self._cut_at = float("-inf")
+        self._window_full_at = self._interval_bound_at = float("-inf")
         self._starts: deque[float] = deque()
         self._fast: float | None = None
         self._slow: float | None = None
@@ -160,9 +166,17 @@ class HostPace:
         now = self._clock()
         return max(0.0, self.paused_until - now, self._next - now)
 
-    def started(self) -> None:
-        """Book a start now; the next one may start ``interval`` later."""
+    def started(self, in_flight: int) -> None:
+        """Book a start now (``in_flight``: the host's requests already in flight)."""
         now = self._clock()
+        # Which limit held this start back (RFC 7661's "validated" window): only a limit
+        # that binds grows. A host whose queue runs dry, or that waits on its pause, answers
+        # well at a pace never tried; counting those answers would grow the window past
+        # anything tested, and the learned pace would start the next run there.
+        if in_flight + 1 >= self.concurrency:
+            self._window_full_at = now
+        if self._next + max(BOUND_SLACK, BOUND_SHARE * self.interval) >= now:
+            self._interval_bound_at = now
         self._next = max(now, self._next) + self.interval
         self._starts.append(now)
         while self._starts and self._starts[0] < now - RATE_WINDOW:
@@ -201,7 +215,7 @@ class HostPace:
         if self._jumped(latency) and sent_at >= self._cut_at:
             self._cut(JUMP_CUT, self._clock(), cut_rate=False)
             return
-        if self.window < self.limits.ceiling:
+        if self.window < self.limits.ceiling and self._window_full_at >= sent_at - BOUND_SLACK:
             if self.stress_concurrency is None:
                 step = 1.0      # slow start (RFC 5681 §3.1): +1 per good answer until stress
             elif self.window + 1 >= self.stress_concurrency:
@@ -209,7 +223,7 @@ class HostPace:
             else:
                 step = 1 / self.window
             self.window = min(float(self.limits.ceiling), self.window + step)
-        if self.interval > self.limits.min_interval:
+        if self.interval > self.limits.min_interval and self._interval_bound_at >= sent_at - BOUND_SLACK:
             rate = self.rate
             fast = self.stress_rate is None or rate < FAST_UNTIL * self.stress_rate
             rate *= START_GAIN if self.stress_rate is None else FAST_GAIN if fast else PROBE_GAIN

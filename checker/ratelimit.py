@@ -122,7 +122,7 @@ class Limiter:
             elif delay > 0:
                 await self._sleep(delay)
             else:
-                state.pace.started()
+                state.pace.started(state.in_flight)
                 state.in_flight += 1
                 return
 

@@ -19,12 +19,12 @@ class Clock:
 
 
 def run_requests(pace: HostPace, clock: Clock, n: int, latency: float, signal=Signal.OK) -> list[float]:
-    """Start n requests one after the other at the pace's turn; return the pauses seen."""
+    """Start n requests one after the other at the pace's turn, each filling the window; the pauses."""
     pauses = []
     for _ in range(n):
         delay = pace.wait(0)
         clock.now += delay
-        pace.started()
+        pace.started(pace.concurrency - 1)     # a deep queue: each start fills the window
         clock.now += latency
         pauses.append(pace.observe(signal, latency))
     return pauses
@@ -55,7 +55,7 @@ def test_rule_start_is_slow_and_learned_pace_wins_within_the_ceilings() -> None:
 def test_interval_spaces_starts() -> None:
     clock = Clock()
     pace = HostPace(PaceLimits(ceiling=4, min_interval=0.5), clock=clock)
-    pace.started()
+    pace.started(0)
     assert pace.wait(0) == pytest.approx(0.5)
     clock.now += 0.2
     assert pace.wait(0) == pytest.approx(0.3)
@@ -64,7 +64,7 @@ def test_interval_spaces_starts() -> None:
 def test_stress_halves_the_window_when_only_the_window_bounds() -> None:
     clock = Clock()
     pace = HostPace(PaceLimits(ceiling=8, start_concurrency=8), clock=clock)
-    pace.started()
+    pace.started(0)
     clock.now += 0.1
     pause = pace.observe(Signal.STRESS, 0.05, reason="HTTP 429")
     assert pace.window == 4.0 and pace.interval == 0.0
@@ -76,7 +76,7 @@ def test_stress_halves_the_measured_rate_when_an_interval_bounds() -> None:
     clock = Clock()
     pace = HostPace(PaceLimits(ceiling=8, start_interval=0.05), clock=clock)
     for _ in range(20):                      # 20 starts in 2 s: 10 per second measured
-        pace.started()
+        pace.started(0)
         clock.now += 0.1
     pace.observe(Signal.STRESS, 0.05)
     assert pace.rate == pytest.approx(5.0, rel=0.05)     # half of what was really sent
@@ -87,12 +87,12 @@ def test_stress_cuts_once_per_episode_the_pause_keeps_growing() -> None:
     pace = HostPace(PaceLimits(ceiling=4, start_interval=0.5), clock=clock)
     run_requests(pace, clock, 5, 0.05)
     clock.now += pace.wait(0)
-    pace.started()
+    pace.started(0)
     pace.observe(Signal.VERIFICATION, 0.0)
     rate = pace.rate
     for _ in range(3):                       # probes during the host's sanction
         clock.now += pace.wait(0)
-        pace.started()
+        pace.started(0)
         pace.observe(Signal.VERIFICATION, 0.0)
     assert pace.rate == rate and pace.streak == 4
 
@@ -103,13 +103,13 @@ def test_pause_doubles_per_consecutive_stress_and_retry_after_is_honoured() -> N
     pauses = []
     for _ in range(6):
         clock.now += pace.wait(0)
-        pace.started()
+        pace.started(0)
         clock.now += 0.1
         pauses.append(pace.observe(Signal.VERIFICATION, 0.1))
     assert pauses == pytest.approx([5.0, 10.0, 20.0, 30.0, 30.0, 30.0])   # 5 s doubling, capped
     assert pace.streak == 6
     clock.now += pace.wait(0)
-    pace.started()
+    pace.started(0)
     clock.now += 0.1
     assert pace.observe(Signal.STRESS, 0.1, retry_after=45.0) == 45.0   # longer than the cap asked
     clock.now += pace.wait(0)
@@ -121,7 +121,7 @@ def test_answers_to_requests_sent_before_the_cut_do_not_cut_again() -> None:
     clock = Clock()
     pace = HostPace(PaceLimits(ceiling=8), clock=clock)
     for _ in range(8):
-        pace.started()
+        pace.started(0)
     clock.now += 0.2
     pace.observe(Signal.STRESS, 0.2)
     window, rate = pace.window, pace.rate
@@ -138,7 +138,7 @@ def test_rate_climbs_fast_back_towards_the_stress_rate_then_slowly() -> None:
     before = pace.rate
     assert before > 3.0                       # good answers speed up a slow start
     clock.now += pace.wait(0)
-    pace.started()
+    pace.started(0)
     clock.now += 0.05
     pace.observe(Signal.VERIFICATION, 0.05)
     stress = pace.stress_rate
@@ -153,7 +153,7 @@ def test_rate_climbs_fast_back_towards_the_stress_rate_then_slowly() -> None:
 def test_after_stress_the_window_grows_one_per_window_then_slowly_past_the_stress_window() -> None:
     clock = Clock()
     pace = HostPace(PaceLimits(ceiling=10, start_concurrency=4), clock=clock)
-    pace.started()
+    pace.started(0)
     pace.observe(Signal.STRESS, 0.0)
     assert pace.window == 2.0 and pace.stress_concurrency == 4.0
     clock.now += pace.wait(0)
@@ -161,6 +161,34 @@ def test_after_stress_the_window_grows_one_per_window_then_slowly_past_the_stres
     assert pace.window == pytest.approx(2.5 + 1 / 2.5 - 0.1, abs=0.15)    # ~ +1 per window
     run_requests(pace, clock, 40, 0.05)
     assert 3.0 <= pace.window < 4.0           # fast to 3, then slowly towards 4
+
+
+def test_only_a_limit_that_binds_grows() -> None:
+    """RFC 7661: answers to requests that never filled the window, or that started long after
+    the interval allowed, say nothing about a faster pace; the window and rate stay put."""
+    clock = Clock()
+    pace = HostPace(PaceLimits(ceiling=8, start_concurrency=3, start_interval=0.5), clock=clock)
+    for _ in range(50):                       # one request at a time, 2 s apart: a queue run dry
+        clock.now += 2.0
+        assert pace.wait(0) == 0.0
+        pace.started(0)
+        clock.now += 0.1
+        pace.observe(Signal.OK, 0.1)
+    assert pace.window == 3.0 and pace.interval == 0.5
+    run_requests(pace, clock, 2, 0.1)         # a deep queue again: both limits bind, both grow
+    assert pace.window == 5.0 and pace.interval < 0.5
+
+
+def test_the_learned_window_is_the_one_used_not_one_grown_while_idle() -> None:
+    clock = Clock()
+    pace = HostPace(PaceLimits(ceiling=10), clock=clock)
+    run_requests(pace, clock, 2, 0.1)        # slow start to 3 while the queue is deep
+    for _ in range(40):                      # the host's last URLs, one by one
+        clock.now += pace.wait(0)
+        pace.started(0)
+        clock.now += 0.1
+        pace.observe(Signal.OK, 0.1)
+    assert pace.learned("h").concurrency == 3.0
 
 
 def test_latency_jump_cuts_the_window_without_a_pause() -> None:
@@ -181,7 +209,7 @@ def test_noisy_latency_alone_never_cuts() -> None:
     pace = HostPace(PaceLimits(ceiling=4), clock=clock)
     for _ in range(500):
         clock.now += pace.wait(0)
-        pace.started()
+        pace.started(pace.concurrency - 1)
         latency = rng.uniform(0.1, 0.3)       # every answer 100-300 ms, at random
         clock.now += latency
         pace.observe(Signal.OK, latency)
@@ -192,7 +220,7 @@ def test_timeouts_alone_never_cut_the_pace() -> None:
     clock = Clock()
     pace = HostPace(PaceLimits(ceiling=4, start_concurrency=4), clock=clock)
     for _ in range(10):                       # the last URLs of a host, all hanging
-        pace.started()
+        pace.started(0)
         clock.now += 20.0
         assert pace.observe(Signal.TIMEOUT, 20.0) == 0.0
     assert pace.window == 4.0 and pace.concurrency == 4
@@ -209,7 +237,7 @@ def test_ceilings_are_never_passed_whatever_the_answers(seed: int) -> None:
         delay = pace.wait(0)
         clock.now += delay
         assert clock.now - last_start >= 0.25 - 1e-9
-        pace.started()
+        pace.started(0)
         last_start = clock.now
         latency = rng.uniform(0.01, 2.0)
         clock.now += rng.uniform(0, latency)
@@ -224,7 +252,7 @@ def test_learned_row_carries_what_the_next_run_needs() -> None:
     pace = HostPace(PaceLimits(ceiling=4), clock=clock)
     run_requests(pace, clock, 3, 0.1)
     clock.now += 1
-    pace.started()
+    pace.started(0)
     pace.observe(Signal.VERIFICATION, 0.1, reason="WeChat verification page")
     clock.now += 10
     row = pace.learned("mp.weixin.qq.com", wall_clock=5_000_000.0)
