@@ -7,19 +7,23 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from .errors import OutputError
 
 __all__ = ["write_atomically", "writing", "check_writable"]
 
 
-def write_atomically(path: Path, data: bytes, *, mode: int) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it over ``path``."""
+def write_atomically(path: Path, data: bytes | Iterable[bytes], *, mode: int) -> None:
+    """Write ``data`` (bytes, or chunks of bytes: a large report is never one string in memory)
+    to a temporary file beside ``path``, fsync it, then rename it over ``path``."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            if isinstance(data, (bytes, bytearray)):
+                handle.write(data)
+            else:
+                handle.writelines(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)

@@ -103,6 +103,22 @@ def test_html_of_empty_database_says_nothing_yet(empty: ReportModel) -> None:
     assert render(empty, "csv").count("\n") == 1
 
 
+@pytest.mark.parametrize("which", ["sample", "empty"])
+def test_reports_are_written_in_pieces_exactly_as_rendered_whole(which: str, request, tmp_path: Path) -> None:
+    """Reports are streamed to the file (a corpus's JSON is never one string in memory); the
+    pieces must make exactly the text of one ``json.dumps`` of the whole report."""
+    from checker.report.render.json import report_dict
+
+    model = request.getfixturevalue(which)
+    whole = json.dumps(report_dict(model), ensure_ascii=False, indent=2) + "\n"
+    assert render(model, "json") == whole
+    for fmt in format_names():
+        path = write_report(model, fmt, tmp_path / f"r.{fmt}")
+        assert path.read_bytes() == render(model, fmt).encode("utf-8"), fmt
+    rows = list(csv.reader(io.StringIO(render(model, "csv"))))
+    assert len(rows) == 1 + len(model.links)
+
+
 def test_write_report_is_atomic_and_leaves_no_temp_file(sample: ReportModel, tmp_path: Path) -> None:
     target = tmp_path / "out" / "report.csv"
     target.parent.mkdir()

@@ -1,14 +1,16 @@
 """Output formats of the report: an ordered registry behind one small protocol.
 
-A format is an object with ``name``, ``extension`` and ``render(model) -> str``
-(ArchiveBox-style uniform contract; STYLE.md "Plug-in points are protocols").
+A format is an object with ``name``, ``extension``, ``render(model) -> str`` and
+``chunks(model)``, the same text in pieces, which is how reports are written: the JSON
+of 25,000 links is never one string in memory (ArchiveBox-style uniform contract;
+STYLE.md "Plug-in points are protocols").
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import Iterable, Protocol
 
 from ...fsutil import write_atomically, writing
 from ..model import ReportModel
@@ -28,6 +30,10 @@ class ReportFormat(Protocol):
 
     def render(self, model: ReportModel) -> str:
         """The whole report as text."""
+        ...
+
+    def chunks(self, model: ReportModel) -> Iterable[str]:
+        """The same text as ``render``, in pieces."""
         ...
 
 
@@ -56,9 +62,9 @@ def render(model: ReportModel, fmt: str) -> str:
 def write_report(model: ReportModel, fmt: str, path: str | os.PathLike) -> Path:
     """Render and write atomically (temp file in the same folder, then os.replace)."""
     target = Path(path)
-    data = render(model, fmt).encode("utf-8")
+    chunks = get_format(fmt).chunks(model)
     with writing(target, f"the {fmt} report"):      # a read-only folder: one line, exit 2
         target.parent.mkdir(parents=True, exist_ok=True)
         # Encoded as is: the CSV's \r\n row ends stay as the csv module wrote them.
-        write_atomically(target, data, mode=0o644)
+        write_atomically(target, (chunk.encode("utf-8") for chunk in chunks), mode=0o644)
     return target

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Iterator
 
 from ..model import LinkRow, ReportModel
 from .json import iso
@@ -43,8 +44,17 @@ class CsvFormat:
 
     def render(self, model: ReportModel) -> str:
         """A header row then one row per link (RFC 4180 quoting, \\r\\n row ends)."""
+        return "".join(self.chunks(model))
+
+    def chunks(self, model: ReportModel) -> Iterator[str]:
+        """The same, a few hundred rows at a time."""
         buf = io.StringIO()
         writer = csv.writer(buf)
         writer.writerow(COLUMNS)
-        writer.writerows(_row(r) for r in model.links)
-        return buf.getvalue()
+        for i, row in enumerate(model.links, 1):
+            writer.writerow(_row(row))
+            if i % 500 == 0:
+                yield buf.getvalue()
+                buf.seek(0)
+                buf.truncate()
+        yield buf.getvalue()

@@ -13,7 +13,7 @@ import re
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
@@ -146,8 +146,12 @@ class HtmlFormat:
 
     def render(self, model: ReportModel) -> str:
         """The whole page as one string."""
+        return "".join(self.chunks(model))
+
+    def chunks(self, model: ReportModel) -> Iterator[str]:
+        """The page as the template makes it, piece by piece."""
         template = _environment().get_template("report.html.j2")
-        return template.render(
+        return template.generate(
             m=model, s=model.summary, iso=iso, pct=_pct, href=archive_href, statuses=STATUS_ORDER, healths=HEALTHS,
             trend=trend_svg(model.runs), data=script_json(data_blob(model)) if model.links else None,
             changes_limit=10)

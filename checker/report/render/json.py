@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterator
 
 from ..model import Changes, LinkRow, ReportModel, RunPoint, Summary
 
@@ -52,11 +52,11 @@ def _changes_dict(c: Changes) -> dict[str, Any]:
             "revived": [r.url for r in c.revived], "newly_archived": [r.url for r in c.newly_archived]}
 
 
-def report_dict(model: ReportModel) -> dict[str, Any]:
-    """The whole report as plain JSON-ready data."""
+def report_dict(model: ReportModel, *, links: bool = True) -> dict[str, Any]:
+    """The whole report as plain JSON-ready data (``links=False``: its "links" left None)."""
     return {
         "schema": SCHEMA, "generated_at": iso(model.generated_at), "summary": summary_dict(model.summary),
-        "links": [link_dict(r) for r in model.links],
+        "links": [link_dict(r) for r in model.links] if links else None,
         "title": model.title, "last_checked_at": iso(model.last_checked_at),
         "runs": [_run_dict(r) for r in model.runs], "changes": _changes_dict(model.changes),
         "notes": [{"file": n.path, "links": n.links, "failing": n.failing, "dead": n.dead,
@@ -74,4 +74,28 @@ class JsonFormat:
 
     def render(self, model: ReportModel) -> str:
         """The report as indented UTF-8 JSON (Chinese titles stay readable)."""
-        return json.dumps(report_dict(model), ensure_ascii=False, indent=2) + "\n"
+        return "".join(self.chunks(model))
+
+    def chunks(self, model: ReportModel) -> Iterator[str]:
+        """``json.dumps(report_dict(model), indent=2)``, one link at a time: the links' dicts
+        and their text are made as they are written, never all at once."""
+        top = report_dict(model, links=False)
+        yield "{"
+        for i, (key, value) in enumerate(top.items()):
+            yield ("," if i else "") + "\n  " + _dumps(key) + ": "
+            if key != "links":
+                yield _dumps(value, "\n  ")
+            elif not model.links:
+                yield "[]"
+            else:
+                yield "["
+                for j, row in enumerate(model.links):
+                    yield ("," if j else "") + "\n    " + _dumps(link_dict(row), "\n    ")
+                yield "\n  ]"
+        yield "\n}\n"
+
+
+def _dumps(value: Any, newline: str = "\n") -> str:
+    """``value`` as indented JSON nested at the depth that ``newline`` indents to (JSON text has
+    no raw newline but its own, so replacing them shifts the whole value)."""
+    return json.dumps(value, ensure_ascii=False, indent=2).replace("\n", newline)

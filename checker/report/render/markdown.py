@@ -100,3 +100,7 @@ class MarkdownFormat:
     def render(self, model: ReportModel) -> str:
         """Summary, changes since the previous run, failing links by note."""
         return "\n".join(_summary(model) + _changes(model) + _failing_by_note(model)).rstrip() + "\n"
+
+    def chunks(self, model: ReportModel) -> tuple[str]:
+        """The report in one piece (small: no need to stream)."""
+        return (self.render(model),)
