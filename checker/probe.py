@@ -269,7 +269,7 @@ class Prober:
 
     def learned(self, *, wall_clock: float) -> list[LearnedPace]:
         """The pace learned for every host this prober talked to (to store for next time)."""
-        return [state.pace.learned(host, wall_clock=wall_clock)
+        return [self.limiter.learned(host, wall_clock=wall_clock)
                 for host, state in self.limiter.hosts.items() if state.pace.requests]
 
 

@@ -126,6 +126,10 @@ class Limiter:
                 state.in_flight += 1
                 return
 
+    def learned(self, host: str, *, wall_clock: float) -> LearnedPace:
+        """The pace ``host`` showed in this run, to store as its next start."""
+        return self.host(host).pace.learned(host, wall_clock=wall_clock)
+
     def host(self, host: str) -> HostState:
         """The state of ``host`` in this run (created on first use)."""
         state = self.hosts.get(host)

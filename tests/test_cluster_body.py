@@ -148,6 +148,26 @@ async def test_url_of_many_kilobytes_is_checked_once(tmp_path, pg_url, recording
 
 
 @pg
+async def test_a_slot_job_keeps_the_hosts_learned_window(tmp_path, pg_url, recording_web):  # noqa: F811
+    """A slot sends one request at a time: the window its pace shows (1) says nothing of how many
+    the host takes at once; saving it would start the next embedded audit of the host at 1."""
+    from checker.pace import LearnedPace
+
+    settings = _settings(tmp_path, pg_url, recording_web.port)
+    store = await _seed(tmp_path, settings, hosts=1, per_host=3)
+    try:
+        await store.save_paces([LearnedPace("h0.example", concurrency=3.0, interval=0.0, stress_concurrency=4.0,
+                                            last_stress="HTTP 429", last_stress_at=1_700_000_000.0)])
+        out = await _run(store, settings)
+        assert out.check.checked == 3
+        (row,) = [p for p in await store.learned_paces() if p.host == "h0.example"]
+        assert (row.concurrency, row.stress_concurrency, row.last_stress) == (3.0, 4.0, "HTTP 429")
+        assert row.requests >= 3                   # the row is this job's, with the window kept
+    finally:
+        await store.close()
+
+
+@pg
 async def test_a_check_sent_twice_for_one_cycle_is_stored_once(tmp_path, pg_url, recording_web):  # noqa: F811
     from checker.pipeline import check_stage
     from checker.targets import from_stored

@@ -78,6 +78,14 @@ class DbPacedLimiter(Limiter):
         """One request at a time: the job is one of the host's slots."""
         return replace(self._pace.limits(host), per_host=1)
 
+    def learned(self, host: str, *, wall_clock: float) -> LearnedPace:
+        """The rate this slot learned; the window it started from, since a slot's own window is
+        always 1 and says nothing of how many requests the host takes at once."""
+        row = super().learned(host, wall_clock=wall_clock)
+        start = self._learned.get(host)
+        return replace(row, concurrency=start.concurrency if start else row.concurrency,
+                       stress_concurrency=start.stress_concurrency if start else None)
+
     def defer(self, host: str, seconds: float) -> None:
         """Delay every later request to ``host``, here and on every worker (written before the next start)."""
         super().defer(host, seconds)
