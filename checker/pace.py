@@ -279,7 +279,10 @@ class HostPace:
             rate = min(self.rate, measured) if measured > 0 else self.rate
             if math.isfinite(rate) and rate > 0:
                 self.stress_rate = rate
-                self.interval = max(self.limits.min_interval, 1 / (rate * factor))
+                # Never longer apart than the longest pause (check.host_pause_max): a wider
+                # interval would be a pause in disguise, beyond what the settings promise.
+                longest = max(self.limits.min_interval, self.limits.pause_max)
+                self.interval = min(longest, max(self.limits.min_interval, 1 / (rate * factor)))
         self._cut_at = now
 
     def learned(self, host: str, *, wall_clock: float | None = None) -> LearnedPace:

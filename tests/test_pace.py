@@ -82,6 +82,15 @@ def test_stress_halves_the_measured_rate_when_an_interval_bounds() -> None:
     assert pace.rate == pytest.approx(5.0, rel=0.05)     # half of what was really sent
 
 
+def test_interval_never_grows_past_the_longest_pause() -> None:
+    clock = Clock()
+    pace = HostPace(PaceLimits(ceiling=4, start_interval=1.0, pause_max=0.5), clock=clock)
+    for _ in range(8):                       # stress after stress from a slow host
+        run_requests(pace, clock, 1, 0.1, Signal.VERIFICATION)
+        clock.now += pace.wait(0)
+    assert pace.interval == pytest.approx(0.5)           # check.host_pause_max bounds it too
+
+
 def test_stress_cuts_once_per_episode_the_pause_keeps_growing() -> None:
     clock = Clock()
     pace = HostPace(PaceLimits(ceiling=4, start_interval=0.5), clock=clock)

@@ -26,7 +26,9 @@ def load(*files: str, builtin: bool = True):
 
 def test_builtin_rules_load_and_are_package_data():
     rules = load()
-    assert [r.name for r in rules.rules] == ["wechat", "zhihu", "blog platforms", "news and feeds", "bilibili",
+    assert [r.name for r in rules.rules] == ["wechat", "zhihu", "blog platforms", "news and feeds",
+                                                 "document sharing", "google", "douban", "stack exchange", "sourceforge",
+                                                 "bilibili",
                                              "baidu", "weibo", "github", "x", "github pages",
                                              "wikipedia", "read the docs", "wordpress", "discuz", "mediawiki",
                                              "dokuwiki"]
