@@ -67,6 +67,8 @@ JUMP_MIN_SAMPLES = 5
 PAUSE_BASE = 1.0
 PAUSE_BASE_VERIFICATION = 5.0
 RATE_WINDOW = 5.0
+#: Recent cuts whose pace is kept, to be restored if they prove spurious.
+UNDO_DEPTH = 16
 #: A limit binds a start when the window was full with it, or when it came no later than
 #: BOUND_SHARE of an interval (at least BOUND_SLACK s: a sleep oversleeps) after the interval
 #: allowed it. Only answers to requests sent while a limit bound may raise that limit.
@@ -134,6 +136,12 @@ class HostPace:
         self.last_stress: str | None = None
         self.last_stress_at: float | None = None
         self.requests = self.refusals = 0
+        self.stressed = 0                  # refusals taken as stress (not a URL's own)
+        self.cuts = 0                      # cuts so far (a refusal's cut is undone by number)
+        self.good_since_cut = 0            # good answers to requests sent at the pace since
+        # The pace before each recent cut, by number, and the cuts found spurious.
+        self._before: list[tuple[int, tuple[float, float, float | None, float | None]]] = []
+        self._spurious: set[int] = set()
         self._next = float("-inf")
         self._cut_at = float("-inf")
         self._window_full_at = self._interval_bound_at = float("-inf")
@@ -212,6 +220,7 @@ class HostPace:
     def _good(self, latency: float, sent_at: float) -> None:
         if sent_at >= self._cut_at:
             self.streak = 0
+            self.good_since_cut += 1
         if self._jumped(latency) and sent_at >= self._cut_at:
             self._cut(JUMP_CUT, self._clock(), cut_rate=False)
             return
@@ -249,6 +258,7 @@ class HostPace:
     def _stress(self, signal: Signal, sent_at: float, now: float, retry_after: float | None,
                 reason: str | None) -> float:
         self.refusals += 1
+        self.stressed += 1
         self.last_stress = reason or signal.value
         self.last_stress_at = now
         if sent_at >= self._cut_at:
@@ -272,6 +282,10 @@ class HostPace:
         return max(0.0, self.paused_until - now)
 
     def _cut(self, factor: float, now: float, *, cut_rate: bool) -> None:
+        self.cuts += 1
+        self._before.append((self.cuts, (self.window, self.interval, self.stress_concurrency, self.stress_rate)))
+        del self._before[:-UNDO_DEPTH]
+        self.good_since_cut = 0
         self.stress_concurrency = self.window
         self.window = max(1.0, self.window * factor)
         if cut_rate:
@@ -284,6 +298,27 @@ class HostPace:
                 longest = max(self.limits.min_interval, self.limits.pause_max)
                 self.interval = min(longest, max(self.limits.min_interval, 1 / (rate * factor)))
         self._cut_at = now
+
+    def own_refusal(self) -> None:
+        """A refusal judged its URL's own (see checker.schedule): counted; no cut, no pause."""
+        self.refusals += 1
+
+    def spurious(self, cut: int) -> bool:
+        """Cut number ``cut`` was spurious: the refusal that caused it proved to be its URL's
+        own (refused again and again while the host answered the rest). TCP's answer to a
+        spurious congestion signal, the Eifel response (RFC 4015): restore the pace the signal
+        took (not the time). Cuts are undone newest first, so a spurious cut with a real one
+        after it waits; False when ``cut`` is not among the recent ones."""
+        if cut not in (n for n, _ in self._before):
+            return False
+        self._spurious.add(cut)
+        while self._before and self._before[-1][0] in self._spurious:
+            n, (window, interval, self.stress_concurrency, self.stress_rate) = self._before.pop()
+            self._spurious.discard(n)
+            self.window = max(self.window, window)
+            self.interval = min(self.interval, interval)
+            self.streak = 0
+        return True
 
     def learned(self, host: str, *, wall_clock: float | None = None) -> LearnedPace:
         """The pace worth starting from next time (``wall_clock``: unix time for the row)."""

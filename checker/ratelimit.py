@@ -97,6 +97,15 @@ class Limiter:
             state.changed.notify_all()   # the window may have grown
         return pause
 
+    async def spurious(self, host: str, cut: int) -> bool:
+        """Undo the host's cut number ``cut`` (checker.pace.HostPace.spurious); True if it was."""
+        state = self.host(host)
+        undone = state.pace.spurious(cut)
+        if undone:
+            async with state.changed:
+                state.changed.notify_all()   # the window may be wider again
+        return undone
+
     @asynccontextmanager
     async def slot(self, host: str) -> AsyncIterator[HostLimits]:
         """Wait for the host's turn (window, interval, pause), then hold a global slot."""

@@ -91,6 +91,28 @@ def test_interval_never_grows_past_the_longest_pause() -> None:
     assert pace.interval == pytest.approx(0.5)           # check.host_pause_max bounds it too
 
 
+def test_spurious_cuts_are_undone_newest_first() -> None:
+    clock = Clock()
+    pace = HostPace(PaceLimits(ceiling=8, start_concurrency=4, start_interval=0.2), clock=clock)
+    run_requests(pace, clock, 1, 0.05, Signal.STRESS)
+    assert pace.cuts == 1 and pace.window == 2.0 and pace.stress_rate is not None
+    clock.now += pace.wait(0)
+    run_requests(pace, clock, 3, 0.05)
+    assert pace.spurious(1) and pace.window >= 4.0 and pace.stress_rate is None
+    assert not pace.spurious(1)              # once
+    before = (pace.window, pace.interval)
+    for _ in range(2):                       # two more episodes: cuts 2 and 3
+        clock.now += pace.wait(0)
+        run_requests(pace, clock, 1, 0.05, Signal.STRESS)
+        clock.now += pace.wait(0)
+        run_requests(pace, clock, 1, 0.05)
+    assert pace.cuts == 3
+    cut = (pace.window, pace.interval)
+    assert pace.spurious(2) and (pace.window, pace.interval) == cut    # cut 3 still holds
+    assert pace.spurious(3)                  # both undone: the pace before cut 2
+    assert pace.window >= before[0] and pace.interval <= before[1] and pace.stress_rate is None
+
+
 def test_stress_cuts_once_per_episode_the_pause_keeps_growing() -> None:
     clock = Clock()
     pace = HostPace(PaceLimits(ceiling=4, start_interval=0.5), clock=clock)

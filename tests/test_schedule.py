@@ -95,6 +95,33 @@ async def test_verification_page_is_retried_after_the_pause_not_recorded(web, we
     assert clock.now - 1000.0 >= 15.0
 
 
+async def test_a_url_refused_for_its_own_sake_does_not_slow_its_host(web, web_settings) -> None:
+    """Three pages that always answer 503 on a host that answers the rest: each is tried four
+    times, then recorded; after its first refusal, its refusals neither cut nor pause the host,
+    and the cut that first refusal caused is undone (without this: 12 cuts and 12 pauses)."""
+    bad = {"5", "15", "25"}
+    tries: Counter[str] = Counter()
+
+    async def page(request: aioweb.Request) -> aioweb.Response:
+        tries[request.query_string] += 1
+        if request.query_string in bad:
+            return aioweb.Response(status=503, text="this application is down")
+        return aioweb.Response(text="<title>ok</title>", content_type="text/html")
+
+    web.route("/own", page)
+    clock = FakeClock()
+    targets = [target(f"http://own.example.com/own?{i}") for i in range(40)]
+    async with Prober(web_settings(per_host=2), sleep=clock.sleep, clock=clock) as prober:
+        got = await collect(prober, targets)
+    assert len(got) == 40
+    assert {u.split("?")[1] for u, p in got.items() if p.http_status == 503} == bad
+    assert all(tries[q] == 4 for q in bad) and sum(tries.values()) == 37 + 4 * 3
+    pace = prober.limiter.host("own.example.com").pace
+    assert pace.cuts == 3 and pace.refusals == 12
+    assert pace.stress_concurrency is None and pace.window == 2.0    # every cut undone
+    assert clock.now - 1000.0 < 3 * 1.0 + 1.0      # one 1 s pause per page, its first refusal
+
+
 async def test_hostile_host_is_set_aside_with_one_line(web, web_settings) -> None:
     async def always(request: aioweb.Request) -> aioweb.Response:
         return aioweb.Response(status=429, text="no")
