@@ -209,6 +209,11 @@ class HostRuns:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    def queued(self, host: str) -> bool:
+        """Whether ``host`` has URLs waiting in this run (its connection is worth keeping)."""
+        lane = self.lanes.get(host)
+        return lane is not None and bool(lane.queue) and not lane.closed
+
     def views(self) -> list[LaneView]:
         """Every host with work left, busiest (most left) first."""
         now = self._clock()

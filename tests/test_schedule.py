@@ -221,6 +221,23 @@ async def test_timeout_is_retried_after_a_few_of_its_hosts_other_urls(web, web_s
     assert got["https://one.example.com/q?n=0"].attempts == 2
 
 
+async def test_the_last_url_of_a_host_asks_to_close_its_connection(web, web_settings) -> None:
+    """No idle connection is kept for a host with nothing left in the run: each idle TLS
+    connection holds a 256 KiB read buffer, and a run meets thousands of small hosts."""
+    seen: list[tuple[str, str | None]] = []
+
+    async def page(request: aioweb.Request) -> aioweb.Response:
+        seen.append((request.query_string, request.headers.get("Connection")))
+        return aioweb.Response(text="<title>t</title>", content_type="text/html")
+
+    web.route("/c", page)
+    targets = [target(f"https://few.example.com/c?{i}") for i in range(3)]
+    async with Prober(web_settings(per_host=1)) as prober:
+        got = await collect(prober, targets)
+    assert len(got) == 3 and [q for q, _ in seen] == ["0", "1", "2"]
+    assert [(c or "").lower() == "close" for _, c in seen] == [False, False, True]
+
+
 async def test_progress_views_name_the_busiest_hosts_with_pace_and_eta(web, web_settings) -> None:
     from checker.schedule import describe_hosts
 
