@@ -138,7 +138,7 @@ class HostPace:
         self.requests = self.refusals = 0
         self.stressed = 0                  # refusals taken as stress (not a URL's own)
         self.cuts = 0                      # cuts so far (a refusal's cut is undone by number)
-        self.good_since_cut = 0            # good answers to requests sent at the pace since
+        self.good_since_stress = 0         # good answers since the last refusal taken as stress
         # The pace before each recent cut, by number, and the cuts found spurious.
         self._before: list[tuple[int, tuple[float, float, float | None, float | None]]] = []
         self._spurious: set[int] = set()
@@ -220,9 +220,9 @@ class HostPace:
     def _good(self, latency: float, sent_at: float) -> None:
         if sent_at >= self._cut_at:
             self.streak = 0
-            self.good_since_cut += 1
+        self.good_since_stress += 1
         if self._jumped(latency) and sent_at >= self._cut_at:
-            self._cut(JUMP_CUT, self._clock(), cut_rate=False)
+            self._cut(JUMP_CUT, self._clock(), cut_rate=False, refusal=False)
             return
         if self.window < self.limits.ceiling and self._window_full_at >= sent_at - BOUND_SLACK:
             if self.stress_concurrency is None:
@@ -259,6 +259,7 @@ class HostPace:
                 reason: str | None) -> float:
         self.refusals += 1
         self.stressed += 1
+        self.good_since_stress = 0
         self.last_stress = reason or signal.value
         self.last_stress_at = now
         if sent_at >= self._cut_at:
@@ -281,15 +282,17 @@ class HostPace:
         self._cut_at = max(self._cut_at, self.paused_until)
         return max(0.0, self.paused_until - now)
 
-    def _cut(self, factor: float, now: float, *, cut_rate: bool) -> None:
+    def _cut(self, factor: float, now: float, *, cut_rate: bool, refusal: bool = True) -> None:
         self.cuts += 1
-        self._before.append((self.cuts, (self.window, self.interval, self.stress_concurrency, self.stress_rate)))
-        del self._before[:-UNDO_DEPTH]
-        self.good_since_cut = 0
+        if refusal:   # a latency jump is measured, never spurious: not undoable, not in the way
+            self._before.append((self.cuts, (self.window, self.interval, self.stress_concurrency, self.stress_rate)))
+            del self._before[:-UNDO_DEPTH]
         self.stress_concurrency = self.window
         self.window = max(1.0, self.window * factor)
         if cut_rate:
-            measured = self.measured_rate()
+            # What we really sent, unless the host was paused within the measuring window:
+            # then the pause is in it, and halving it would halve the pause, not our rate.
+            measured = self.measured_rate() if self.paused_until < now - RATE_WINDOW else 0.0
             rate = min(self.rate, measured) if measured > 0 else self.rate
             if math.isfinite(rate) and rate > 0:
                 self.stress_rate = rate

@@ -113,7 +113,7 @@ class _Item:
     t0: float | None = None
     started_at: datetime | None = None
     cut: int | None = None      # the host's cut that this URL's first refusal caused
-    seen: tuple[int, int] = (-1, -1)    # the host's (stress refusals, cuts) after its last refusal
+    seen: int = -1              # the host's refusals taken as stress, after this URL's last refusal
     own: bool = False           # its refusals are its own (OWN_AFTER_GOOD)
 
 
@@ -307,7 +307,7 @@ class HostRuns:
         if retry_after is not None:
             retry_after = min(retry_after, self._check.retry_after_cap)
         pace = self._limiter.host(lane.host).pace
-        item.own = item.own or (item.seen == (pace.stressed, pace.cuts) and pace.good_since_cut >= OWN_AFTER_GOOD)
+        item.own = item.own or (item.seen == pace.stressed and pace.good_since_stress >= OWN_AFTER_GOOD)
         if item.own:
             pace.own_refusal()
         else:
@@ -316,7 +316,7 @@ class HostRuns:
                                         reason=refusal.reason)
             if pace.cuts != cuts and item.cut is None:
                 item.cut = pace.cuts
-        item.seen = (pace.stressed, pace.cuts)
+        item.seen = pace.stressed
         lane.refusals += 1
         item.refused += 1
         item.last = probe

@@ -123,6 +123,37 @@ async def test_a_url_refused_for_its_own_sake_does_not_slow_its_host(web, web_se
     assert clock.now - 1000.0 < 3 * 1.0 + 1.0      # one 1 s pause per page, its first refusal
 
 
+async def test_an_article_behind_its_own_verification_page_does_not_slow_wechat(web, web_settings) -> None:
+    """One article always sent to the verification page, its host answering the rest (the
+    corpus simulation of bench/corpus_report.py has 1% of such URLs): one pause, then its
+    refusals are its own; recorded blocked after 4 tries, and WeChat's pace is restored.
+    Before: each of its refusals cut the rate, halving the rate measured over a window that
+    held the pause, and WeChat's pace fell to one request every 10 s."""
+    tries: Counter[str] = Counter()
+
+    async def article(request: aioweb.Request) -> aioweb.Response:
+        tries[request.query.get("id", "")] += 1
+        if request.query.get("id") == "5":
+            raise aioweb.HTTPFound("/mp/wappoc_appmsgcaptcha?poc_token=t")
+        return aioweb.Response(text="<title>文章</title><div id='js_article'><div id='js_content'>正文</div></div>",
+                               content_type="text/html")
+
+    async def captcha(request: aioweb.Request) -> aioweb.Response:
+        return aioweb.Response(text="<title>环境异常</title><p>环境异常</p><a>去验证</a>", content_type="text/html")
+
+    web.route("/s", article)
+    web.route("/mp/wappoc_appmsgcaptcha", captcha)
+    rules = load_rules(HealthSettings())
+    clock = FakeClock()
+    targets = [target(f"https://mp.weixin.qq.com/s?id={i}") for i in range(30)]
+    async with Prober(web_settings(), host_policy=rules.host_policy, sleep=clock.sleep, clock=clock) as prober:
+        got = await collect(prober, targets, refusal=pace_refusal(rules, {}))
+    assert len(got) == 30 and tries["5"] == 4
+    pace = prober.limiter.host("mp.weixin.qq.com").pace
+    assert pace.stressed == 1 and pace.refusals == 4            # one refusal taken as stress
+    assert pace.stress_rate is None and pace.interval < 1.0      # its cut undone: still climbing
+
+
 async def test_hostile_host_is_set_aside_with_one_line(web, web_settings) -> None:
     async def always(request: aioweb.Request) -> aioweb.Response:
         return aioweb.Response(status=429, text="no")
