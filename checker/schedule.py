@@ -210,10 +210,9 @@ class HostRuns:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def queued(self, host: str) -> bool:
-        """Whether ``host`` has more to fetch in this run: URLs queued, or taken by another of
-        its workers that waits for its turn (its connection is worth keeping)."""
+        """Whether ``host`` has URLs waiting in this run (its connection is worth keeping)."""
         lane = self.lanes.get(host)
-        return lane is not None and (bool(lane.queue) or lane.busy > 1) and not lane.closed
+        return lane is not None and bool(lane.queue) and not lane.closed
 
     def views(self) -> list[LaneView]:
         """Every host with work left, busiest (most left) first."""
