@@ -80,7 +80,7 @@ async def test_audit_checks_captcha_refusals_again_and_keeps_the_pace_for_next_t
     from checker.pipeline import run_audit
     from webserver import wechat_with_captcha
 
-    served = wechat_with_captcha(web, lambda n: n == 2)       # the host's verification page, once
+    served = wechat_with_captcha(web, lambda n, _: n == 2)       # the host's verification page, once
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "a.md").write_text("".join(f"- https://{WECHAT}/s?id={i}\n" for i in range(3)), encoding="utf-8")

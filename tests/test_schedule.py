@@ -84,7 +84,7 @@ async def test_ceilings_never_passed_and_429s_from_our_pace_are_not_results(web,
 
 
 async def test_verification_page_is_retried_after_the_pause_not_recorded(web, web_settings) -> None:
-    served = wechat_with_captcha(web, lambda n: n <= 2)      # the first two: sent to the captcha
+    served = wechat_with_captcha(web, lambda n, _: n <= 2)      # the first two: sent to the captcha
     rules = load_rules(HealthSettings())
     clock = FakeClock()
     targets = [target(f"https://mp.weixin.qq.com/s?id={i}") for i in range(3)]
@@ -129,20 +129,7 @@ async def test_an_article_behind_its_own_verification_page_does_not_slow_wechat(
     refusals are its own; recorded blocked after 4 tries, and WeChat's pace is restored.
     Before: each of its refusals cut the rate, halving the rate measured over a window that
     held the pause, and WeChat's pace fell to one request every 10 s."""
-    tries: Counter[str] = Counter()
-
-    async def article(request: aioweb.Request) -> aioweb.Response:
-        tries[request.query.get("id", "")] += 1
-        if request.query.get("id") == "5":
-            raise aioweb.HTTPFound("/mp/wappoc_appmsgcaptcha?poc_token=t")
-        return aioweb.Response(text="<title>文章</title><div id='js_article'><div id='js_content'>正文</div></div>",
-                               content_type="text/html")
-
-    async def captcha(request: aioweb.Request) -> aioweb.Response:
-        return aioweb.Response(text="<title>环境异常</title><p>环境异常</p><a>去验证</a>", content_type="text/html")
-
-    web.route("/s", article)
-    web.route("/mp/wappoc_appmsgcaptcha", captcha)
+    tries = wechat_with_captcha(web, lambda _, article: article == "5")
     rules = load_rules(HealthSettings())
     clock = FakeClock()
     targets = [target(f"https://mp.weixin.qq.com/s?id={i}") for i in range(30)]

@@ -330,14 +330,16 @@ def dump(obj: object) -> str:
     return json.dumps(obj, ensure_ascii=False, default=str)
 
 
-def wechat_with_captcha(web_: "SimWeb", refused: Callable[[int], bool]) -> Counter:
-    """WeChat-shaped articles at /s whose n-th request is sent to the verification page
-    (/mp/wappoc_appmsgcaptcha) when ``refused(n)``; returns the counter of requests ("n")."""
+def wechat_with_captcha(web_: "SimWeb", refused: Callable[[int, str], bool]) -> Counter:
+    """WeChat-shaped articles at /s?id=... whose n-th request is sent to the verification page
+    (/mp/wappoc_appmsgcaptcha) when ``refused(n, id)``; returns the counter of requests, in all
+    ("n") and per article id."""
     served: Counter = Counter()
 
     async def article(request: web.Request) -> web.Response:
         served["n"] += 1
-        if refused(served["n"]):
+        served[request.query.get("id", "")] += 1
+        if refused(served["n"], request.query.get("id", "")):
             raise web.HTTPFound("/mp/wappoc_appmsgcaptcha?poc_token=t")
         return web.Response(text="<title>文章</title><div id='js_article'><div id='js_content'>正文</div></div>",
                             content_type="text/html")
