@@ -52,9 +52,9 @@ Sink = Callable[[Target, Probe], Awaitable[None]]
 #: 503 while its host answers well is that URL's result, not the host's pace).
 REFUSALS_PER_URL = 4
 #: A refused URL is tried again after this many of its host's other URLs (plus the host's
-#: window). Refused again when no other URL was refused since its last refusal, and its host
-#: has answered this many requests well at the pace that refusal set, it is refused for its own
-#: sake (a broken page answering 503, an article behind its own verification): that refusal
+#: window). Refused again when no other refusal was taken as stress since its last refusal,
+#: and its host has answered this many requests well since the last such refusal, it is
+#: refused for its own sake (a broken page answering 503, an article behind its own verification): that refusal
 #: neither cuts nor pauses the host, and once the URL is recorded, the cut its first refusal
 #: caused is undone (checker.pace.HostPace.spurious). Without this, 1% of WeChat URLs that
 #: always answer the verification page cut the host's rate 4 times each: 0.57 requests a
