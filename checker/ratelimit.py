@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import AsyncIterator, Awaitable, Callable, Mapping
@@ -55,13 +56,33 @@ def pace_limits(check: CheckSettings, policy: HostPolicy | None) -> PaceLimits:
 
 
 class HostState:
-    """One host in a run: its limits, its pace and how many requests are in flight."""
+    """One host in a run: its limits, its pace, how many requests are in flight, and the
+    requests waiting for their turn, in order.
+
+    Only the first waiter looks at the pace; the others sleep until it has started. (A
+    condition woken for all on every answer cost each start a wake-up of every waiting
+    request of its host: up to the per-host limit, and most of the run's CPU in scheduling.)
+    """
 
     def __init__(self, limits: HostLimits, pace: HostPace) -> None:
         self.limits = limits
         self.pace = pace
         self.in_flight = 0
-        self.changed = asyncio.Condition()
+        self.waiting: deque[asyncio.Future[None]] = deque()
+        self._wake: asyncio.Future[None] | None = None
+
+    def poke(self) -> None:
+        """The pace or the requests in flight changed: the first waiter looks again."""
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    async def changed(self) -> None:
+        """Until :meth:`poke` (for the first waiter, whose window is full)."""
+        self._wake = asyncio.get_running_loop().create_future()
+        try:
+            await self._wake
+        finally:
+            self._wake = None
 
 
 class Limiter:
@@ -93,8 +114,7 @@ class Limiter:
         """Tell the host's pace how an answer went; returns the host's pause in seconds."""
         state = self.host(host)
         pause = state.pace.observe(signal, latency, retry_after=retry_after, reason=reason)
-        async with state.changed:
-            state.changed.notify_all()   # the window may have grown
+        state.poke()   # the window may have grown
         return pause
 
     async def spurious(self, host: str, cut: int) -> bool:
@@ -102,8 +122,7 @@ class Limiter:
         state = self.host(host)
         undone = state.pace.spurious(cut)
         if undone:
-            async with state.changed:
-                state.changed.notify_all()   # the window may be wider again
+            state.poke()   # the window may be wider again
         return undone
 
     @asynccontextmanager
@@ -118,22 +137,31 @@ class Limiter:
                 yield state.limits
         finally:
             state.in_flight -= 1
-            async with state.changed:
-                state.changed.notify_all()
+            state.poke()
 
     async def _turn(self, state: HostState) -> None:
-        while True:
-            delay = state.pace.wait(state.in_flight)
-            if delay is None:
-                async with state.changed:
-                    if state.pace.wait(state.in_flight) is None:
-                        await state.changed.wait()
-            elif delay > 0:
-                await self._sleep(delay)
-            else:
-                state.pace.started(state.in_flight)
-                state.in_flight += 1
-                return
+        """Wait in the host's line; at its head, for the pace's window and interval."""
+        me: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        state.waiting.append(me)
+        try:
+            if state.waiting[0] is not me:
+                await me                   # the one before has started (or left)
+            while True:
+                delay = state.pace.wait(state.in_flight)
+                if delay is None:
+                    await state.changed()
+                elif delay > 0:
+                    await self._sleep(delay)
+                else:
+                    state.pace.started(state.in_flight)
+                    state.in_flight += 1
+                    return
+        finally:
+            # Leave the line (also when cancelled); at its head, hand the turn on.
+            head = state.waiting[0] is me
+            state.waiting.remove(me)
+            if head and state.waiting and not state.waiting[0].done():
+                state.waiting[0].set_result(None)
 
     def learned(self, host: str, *, wall_clock: float) -> LearnedPace:
         """The pace ``host`` showed in this run, to store as its next start."""

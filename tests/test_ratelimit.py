@@ -59,7 +59,8 @@ async def test_limiter_interval_sleeps_with_injected_sleep() -> None:
 
 
 async def test_limiter_bounds_per_host_and_global_concurrency() -> None:
-    limiter = Limiter(CheckSettings(concurrency=3, per_host=2))
+    # Four global slots over three hosts: some host must have two in flight at once.
+    limiter = Limiter(CheckSettings(concurrency=4, per_host=2))
     active: dict[str, int] = {}
     peak: dict[str, int] = {}
     total_peak = 0
@@ -76,7 +77,7 @@ async def test_limiter_bounds_per_host_and_global_concurrency() -> None:
 
     await asyncio.gather(*(job(h) for h in ["a"] * 6 + ["b"] * 6 + ["c"] * 6))
     assert max(peak.values()) == 2          # per-host limit reached, never passed
-    assert total_peak == 3
+    assert total_peak == 4
 
 
 async def test_limiter_host_policy_overrides_per_host() -> None:
