@@ -1,4 +1,4 @@
-"""The single check writer: one task, fed by a queue, commits checks in batches.
+"""The single check writer: one task, fed by a list, commits checks in batches.
 
 Each batch (up to ``batch_size`` rows, or whatever arrived within ``interval``
 seconds of its first row) is ONE transaction: the Check rows and the updates of
@@ -29,10 +29,6 @@ from .types import link_state_from_row
 
 __all__ = ["CheckWriter", "PendingCheck"]
 
-_STOP = object()
-_TIMEOUT = object()
-
-
 @dataclass(frozen=True, slots=True)
 class PendingCheck:
     """One check waiting in the writer's queue."""
@@ -59,8 +55,16 @@ class CheckWriter:
         self._batch_size = batch_size
         self._interval = interval
         self._retries = retries
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._getter: asyncio.Future | None = None
+        # The batch being filled and the flushes waiting for it. A check is one append:
+        # the writer wakes once per batch (its first check), not once per check (on the
+        # corpus that was a task, a timer and two loop turns for every check).
+        self._pending: list[PendingCheck] = []
+        self._queued = 0                  # checks ever queued, and ever taken into a batch
+        self._taken = 0
+        self._waiters: list[tuple[int, asyncio.Future]] = []   # (checks queued before it, flush)
+        self._stopping = False
+        self._arrived = asyncio.Event()   # the batch has its first check (or a flush, or stop)
+        self._full = asyncio.Event()      # write now: full, flushed, or stopping
         self._task: asyncio.Task | None = None
         self._error: StoreError | None = None
         self._error_told = False  # a caller has seen the fault: close() need not raise it again
@@ -74,9 +78,13 @@ class CheckWriter:
     def put(self, item: PendingCheck) -> None:
         """Queue one check (never blocks; raises StoreError once the writer has failed)."""
         self._raise_if_failed()
-        if self._task is None or self._task.done():
+        if self._task is None or self._task.done() or self._stopping:
             raise StoreError(f"the check writer of {self._where} is closed")
-        self._queue.put_nowait(item)
+        self._pending.append(item)
+        self._queued += 1
+        self._arrived.set()
+        if len(self._pending) >= self._batch_size:
+            self._full.set()
 
     async def flush(self) -> None:
         """Wait until everything queued so far is committed."""
@@ -84,7 +92,9 @@ class CheckWriter:
         if self._task is None or self._task.done():
             return
         done: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(done)
+        self._waiters.append((self._queued, done))
+        self._arrived.set()
+        self._full.set()
         await done
 
     async def close(self) -> None:
@@ -93,11 +103,11 @@ class CheckWriter:
             return
         try:
             if not self._task.done():
-                self._queue.put_nowait(_STOP)
+                self._stopping = True
+                self._arrived.set()
+                self._full.set()
                 await asyncio.shield(self._task)
         finally:
-            if self._getter is not None and not self._getter.done():
-                self._getter.cancel()
             self._task = None
         if not self._error_told:
             self._raise_if_failed()
@@ -107,40 +117,29 @@ class CheckWriter:
             self._error_told = True
             raise self._error
 
-    async def _next(self, timeout: float | None) -> Any:
-        # One queue.get() future survives across timeouts, so that an item is
-        # never lost to a cancelled get (the race of asyncio.wait_for around
-        # Queue.get, CPython gh-86296).
-        if self._getter is None:
-            self._getter = asyncio.ensure_future(self._queue.get())
-        done, _ = await asyncio.wait({self._getter}, timeout=timeout)
-        if not done:
-            return _TIMEOUT
-        item, self._getter = self._getter.result(), None
-        return item
-
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        stopping = False
-        while not stopping:
-            batch: list[PendingCheck] = []
-            waiters: list[asyncio.Future] = []
-            item = await self._next(None)
-            deadline = loop.time() + self._interval
-            while True:
-                if item is _STOP:
-                    stopping = True
-                    break
-                if isinstance(item, asyncio.Future):
-                    waiters.append(item)
-                    break
-                if item is not _TIMEOUT:
-                    batch.append(item)
-                if item is _TIMEOUT or len(batch) >= self._batch_size:
-                    break
-                item = self._queue.get_nowait() if not self._queue.empty() else \
-                    await self._next(max(0.0, deadline - loop.time()))
+        while True:
+            await self._arrived.wait()
+            if not self._full.is_set():
+                # Whatever arrives within the interval of the batch's first check joins it.
+                try:
+                    await asyncio.wait_for(self._full.wait(), self._interval)
+                except asyncio.TimeoutError:
+                    pass
+            stopping = self._stopping
+            batch, self._pending = self._pending[:self._batch_size], self._pending[self._batch_size:]
+            self._taken += len(batch)
+            # A flush is answered with the batch that holds the last check queued before it.
+            waiters = [done for seq, done in self._waiters if seq <= self._taken]
+            self._waiters = [(seq, done) for seq, done in self._waiters if seq > self._taken]
+            if not self._pending and not self._waiters:
+                self._arrived.clear()
+                self._full.clear()
+            elif len(self._pending) < self._batch_size and not self._waiters and not stopping:
+                self._full.clear()       # a remainder below a batch: it waits its interval
             if not await self._commit(batch, waiters):
+                return
+            if stopping and not self._pending:
                 return
 
     async def _commit(self, batch: list[PendingCheck], waiters: list[asyncio.Future]) -> bool:
@@ -164,11 +163,7 @@ class CheckWriter:
         return True
 
     def _drain_waiters(self) -> list[asyncio.Future]:
-        waiters = []
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
-            if isinstance(item, asyncio.Future):
-                waiters.append(item)
+        waiters, self._waiters = [done for _, done in self._waiters], []
         return waiters
 
     async def _write_with_retries(self, batch: list[PendingCheck]) -> None:
