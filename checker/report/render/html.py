@@ -22,7 +22,7 @@ from ..model import HEALTHS, STATUSES, LinkRow, ReportModel
 from .json import iso
 from .trend import trend_svg
 
-__all__ = ["HtmlFormat", "script_json", "data_blob", "trend_svg", "STATUS_ORDER", "archive_href"]
+__all__ = ["HtmlFormat", "script_json", "script_json_chunks", "data_blob", "trend_svg", "STATUS_ORDER", "archive_href"]
 
 #: Worst first: the default sort puts what needs fixing at the top.
 STATUS_ORDER = ("broken", "soft404", "timeout", "unreachable", "blocked", "redirect", "ok", "excluded")
@@ -33,38 +33,74 @@ _HISTORY_CODE = {"ok": "o", "redirect": "r", "broken": "b", "soft404": "s", "tim
 
 def script_json(data: Any) -> Markup:
     """JSON safe inside <script>: no '</script>', '<!--', U+2028/2029 can end or break it."""
+    return Markup(_script_safe(json.dumps(data, ensure_ascii=False, separators=(",", ":"))))
+
+
+def _script_safe(text: str) -> str:
     # HTML spec 4.12.1.3 (restrictions for contents of script elements): escaping
     # '<' keeps '</script' and '<!--' out; '>' and '&' for good measure; U+2028/2029
     # are line terminators for older JS parsers (ECMA-262 before ES2019).
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    text = (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
-    return Markup(text)
 
 
 def _ts(value: datetime | None) -> int | None:
     return int(value.timestamp()) if value else None
 
 
+#: Link rows per piece of the streamed blob.
+BLOB_ROWS = 500
+
+
 def data_blob(model: ReportModel) -> dict[str, Any]:
     """The compact columnar data the page's script renders (indexes into shared lists)."""
+    rows: list[list[Any]] = []
+    for part in _blob_parts(model):
+        if isinstance(part, list):
+            rows += part
+        else:
+            return {**part, "links": rows}
+    raise AssertionError("unreachable: _blob_parts ends with the rest of the blob")
+
+
+def script_json_chunks(model: ReportModel) -> Iterator[Markup]:
+    """:func:`script_json` of :func:`data_blob`, in pieces of BLOB_ROWS links: the whole
+    blob of 25,000 links was one 40 MB string (and its escaped copy) at the report's peak."""
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    yield Markup('{"links":[')
+    sep = ""
+    for part in _blob_parts(model):
+        if isinstance(part, list):
+            yield Markup(sep + _script_safe(dumps(part)[1:-1]))
+            sep = ","
+        else:
+            yield Markup("]," + _script_safe(dumps(part)[1:]))
+
+
+def _blob_parts(model: ReportModel) -> Iterator[list[list[Any]] | dict[str, Any]]:
+    """The link rows, BLOB_ROWS at a time, then every other key of the blob (the note and
+    host lists are indexed while the rows are made)."""
     note_index: dict[str, int] = {}
     host_index: dict[str, int] = {}
     status_index = {s: i for i, s in enumerate(STATUSES)}
-    rows = []
+    rows: list[list[Any]] = []
     for r in model.links:
         occ: list[int] = []
         for o in r.occurrences:
             occ += [note_index.setdefault(o.file, len(note_index)), o.line]
         rows.append(_link_tuple(r, status_index, host_index.setdefault(r.host, len(host_index)), occ))
+        if len(rows) >= BLOB_ROWS:
+            yield rows
+            rows = []
+    if rows:
+        yield rows
     for n in model.notes:
         note_index.setdefault(n.path, len(note_index))
-    return {
+    yield {
         "statuses": list(STATUSES), "healths": list(HEALTHS), "order": list(STATUS_ORDER),
         "history_codes": {v: k for k, v in _HISTORY_CODE.items()},
         "generated": _ts(model.generated_at),
         "notes": [_under(path, model.notes_root) for path in note_index], "hosts": list(host_index),
-        "links": rows,
         "note_stats": [[note_index[n.path], n.links, n.failing, n.dead, n.at_risk] for n in model.notes],
         "host_stats": [[host_index[h.host], h.links, h.failing, h.dead, h.blocked, int(h.at_risk), h.pace]
                        for h in model.hosts],
@@ -153,5 +189,5 @@ class HtmlFormat:
         template = _environment().get_template("report.html.j2")
         return template.generate(
             m=model, s=model.summary, iso=iso, pct=_pct, href=archive_href, statuses=STATUS_ORDER, healths=HEALTHS,
-            trend=trend_svg(model.runs), data=script_json(data_blob(model)) if model.links else None,
+            trend=trend_svg(model.runs), data=script_json_chunks(model) if model.links else None,
             changes_limit=10)
