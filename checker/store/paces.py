@@ -61,12 +61,18 @@ async def save(conn: AsyncConnection, paces: Iterable[LearnedPace]) -> int:
         row.update(host=p.host, last_stress_at=_when(p.last_stress_at),
                    updated_at=_when(p.updated_at) or datetime.now(timezone.utc))
         rows.append(row)
-    for part in chunks(rows, 500):
-        for row in part:
-            stmt = insert_for(conn.dialect.name, host_pace).values(**row)
-            update = {k: stmt.excluded[k] for k in row if k != "host"}
-            if row["last_stress_at"] is None:   # a calm run does not forget the last stress
-                for k in ("last_stress", "last_stress_at", "stress_rate", "stress_concurrency"):
-                    update.pop(k, None)
-            await conn.execute(stmt.on_conflict_do_update(index_elements=["host"], set_=update))
+    # Two statements, each sent with many rows (one statement per host was 0.6 s of CPU
+    # for the corpus's 1,900 hosts): a calm run does not forget the last stress.
+    for calm in (False, True):
+        group = [row for row in rows if (row["last_stress_at"] is None) == calm]
+        if not group:
+            continue
+        stmt = insert_for(conn.dialect.name, host_pace)
+        update = {k: stmt.excluded[k] for k in group[0] if k != "host"}
+        if calm:
+            for k in ("last_stress", "last_stress_at", "stress_rate", "stress_concurrency"):
+                update.pop(k)
+        stmt = stmt.on_conflict_do_update(index_elements=["host"], set_=update)
+        for part in chunks(group, 500):
+            await conn.execute(stmt, part)
     return len(rows)
