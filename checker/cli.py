@@ -249,9 +249,11 @@ def daemon(paths: tuple[str, ...], config: str | None, db: str | None, **flags: 
     Example:
       linkhealth daemon notes/ --listen 127.0.0.1:8787
     """
+    from .commands import new_event_loop
     from .daemon import run_daemon
     settings = _settings(config, db, **flags)
-    sys.exit(asyncio.run(run_daemon(settings, paths=list(paths) or None)))
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        sys.exit(runner.run(run_daemon(settings, paths=list(paths) or None)))
 
 
 @main.group(invoke_without_command=True)

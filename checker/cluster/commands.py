@@ -44,4 +44,6 @@ def run_worker_command(settings: Settings, *, concurrency: int | None = None) ->
         await store.close()
         return await run_worker(settings, concurrency=concurrency)
 
-    return asyncio.run(main())
+    from ..commands import new_event_loop
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(main())
