@@ -61,7 +61,7 @@ class HostState:
 
     Only the first waiter looks at the pace; the others sleep until it has started. (A
     condition woken for all on every answer cost each start a wake-up of every waiting
-    request of its host: up to the per-host limit, and most of the run's CPU in scheduling.)
+    request of its host: up to the per-host limit.)
     """
 
     def __init__(self, limits: HostLimits, pace: HostPace) -> None:

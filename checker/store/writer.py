@@ -56,11 +56,10 @@ class CheckWriter:
         self._interval = interval
         self._retries = retries
         # The batch being filled and the flushes waiting for it. A check is one append:
-        # the writer wakes once per batch (its first check), not once per check (on the
-        # corpus that was a task, a timer and two loop turns for every check).
+        # the writer wakes once per batch (its first check), not once per check (a
+        # queue.get task, asyncio.wait and a timer for every check).
         self._pending: list[PendingCheck] = []
-        self._queued = 0                  # checks ever queued, and ever taken into a batch
-        self._taken = 0
+        self._queued = 0                  # checks ever queued (taken: all but the pending)
         self._waiters: list[tuple[int, asyncio.Future]] = []   # (checks queued before it, flush)
         self._stopping = False
         self._arrived = asyncio.Event()   # the batch has its first check (or a flush, or stop)
@@ -128,10 +127,10 @@ class CheckWriter:
                     pass
             stopping = self._stopping
             batch, self._pending = self._pending[:self._batch_size], self._pending[self._batch_size:]
-            self._taken += len(batch)
             # A flush is answered with the batch that holds the last check queued before it.
-            waiters = [done for seq, done in self._waiters if seq <= self._taken]
-            self._waiters = [(seq, done) for seq, done in self._waiters if seq > self._taken]
+            taken = self._queued - len(self._pending)
+            waiters = [done for seq, done in self._waiters if seq <= taken]
+            self._waiters = [(seq, done) for seq, done in self._waiters if seq > taken]
             if not self._pending and not self._waiters:
                 self._arrived.clear()
                 self._full.clear()
