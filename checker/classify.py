@@ -35,6 +35,7 @@ from lxml.etree import ParserError
 
 from .generic import Finding, blocked_finding, soft404_finding, url_path as _path
 from .models import Cause, Probe, Status, Target, Verdict
+from .page import plain_markup_at
 from .rules import Marker, Rule, RuleSet, Selector, TitleSource
 
 try:  # the HTTP engine's generic mapping (checker/probe.py), when it is there
@@ -288,6 +289,12 @@ class _Page:
     def has(self, selector: Selector) -> bool:
         if selector.prefilter is not None and selector.prefilter not in self.body:
             return False
+        if selector.id_tag is not None and self._tree is False:
+            # A bare #id: a tag carrying it, where a parser would see a tag, decides
+            # without parsing (a live WeChat article: its #js_content). Else parse.
+            found = selector.id_tag.search(self.body)
+            if found is not None and plain_markup_at(self.body, found.start()):
+                return True
         tree = self.tree()
         return tree is not None and bool(selector.compiled(tree))
 

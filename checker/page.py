@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import html as htmllib
 import re
+import threading
 
 import lxml.html
 from lxml import etree
@@ -21,13 +22,17 @@ from lxml import etree
 from .charsets import REPLACEMENT, decode_replacement, detect_encoding, python_codec, sniff_bom, \
     whatwg_encoding
 
-__all__ = ["is_html", "is_json", "charset_from_content_type", "decode_body", "extract_title"]
+__all__ = ["is_html", "is_json", "charset_from_content_type", "decode_body", "extract_title", "plain_markup_at"]
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _CHARSET_RE = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 _CT_CHARSET_RE = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
 _MAX_TITLE = 500
 _HEAD_END = re.compile(r"</head\s*>|<body[\s>]", re.I)
+_TITLE_TAG = re.compile(r"<title(?=[\s/>])[^>]*>(.*?)</title\s*>", re.I | re.S)
+#: Elements whose text is not markup: a "<title>" inside one (a script's string, a
+#: comment) is not the page's title, so a regex cannot be trusted past an open one.
+_RAW_TEXT = ("script", "style", "noscript", "template", "textarea", "xmp", "svg", "math")
 
 
 def is_html(content_type: str | None) -> bool:
@@ -106,10 +111,46 @@ def extract_title(html: str) -> str | None:
     # event loop would make the engine CPU-bound.
     end = _HEAD_END.search(html)
     head = html[: end.start()] if end else html[:65536]
-    title = _title_with_lxml(head) if head.strip() else None
+    title = _title_by_regex(head)
+    if title is False:
+        title = _title_with_lxml(head) if head.strip() else None
     if title is None and end is not None:
         title = _title_with_lxml(html[:65536])   # <title> misplaced in the body
     return title
+
+
+def _title_by_regex(head: str) -> str | None | bool:
+    """The first ``<title>``'s text where a regex finds what the parser would; False when
+    the parser must decide (no title, an empty one, markup inside it, or a place the
+    parser may read otherwise: see :func:`plain_markup_at`). Parsing every head cost a
+    paced audit some 130 us a page with cold caches; this takes about a third of that."""
+    found = _TITLE_TAG.search(head)
+    if found is None or "<" in found.group(1) or not plain_markup_at(head, found.start()):
+        return False
+    # lxml decodes the entities once and _clean once more: the same here.
+    return _clean(htmllib.unescape(found.group(1))) or False
+
+
+def plain_markup_at(html: str, start: int) -> bool:
+    """Whether the tag at ``start`` is one an HTML parser would see as a tag: not inside a
+    comment or another ``<!``-declaration, an element whose text is not markup (script,
+    style...), or another tag's attribute (judged from the last tag before it: closed,
+    with its quotes paired). When unsure it says False, and the caller parses."""
+    before = html[:start].lower()
+    if before.count("<!") != before.count("<!--") + before.count("<!doctype"):
+        return False
+    if before.rfind("<!--") > before.rfind("-->"):
+        return False
+    for name in _RAW_TEXT:
+        opened = before.rfind("<" + name)
+        if opened >= 0 and opened > before.rfind("</" + name):
+            return False
+    last = before.rfind("<")
+    if last >= 0:
+        tag = before[last:]
+        if ">" not in tag or tag.count('"') % 2 or tag.count("'") % 2:
+            return False
+    return True
 
 
 def _title_with_lxml(fragment: str) -> str | None:
@@ -130,8 +171,15 @@ def _title_with_lxml(fragment: str) -> str | None:
     return None
 
 
+_local = threading.local()
+
+
 def _parser() -> lxml.html.HTMLParser:
-    return lxml.html.HTMLParser(recover=True, no_network=True, remove_comments=True)
+    # One per thread: a parser is reusable but not thread-safe, and costly to build.
+    parser = getattr(_local, "parser", None)
+    if parser is None:
+        parser = _local.parser = lxml.html.HTMLParser(recover=True, no_network=True, remove_comments=True)
+    return parser
 
 
 def _clean(text: str) -> str | None:

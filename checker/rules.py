@@ -87,6 +87,7 @@ _JS_VAR = r"{name}\s*=\s*(['\"])((?:\\.|(?!\1).)*)\1"
 _GENERATOR_META = re.compile(r"<meta\b[^>]*?\bname\s*=\s*[\"']?generator[\"'\s/>][^>]*>", re.I)
 _CONTENT_ATTR = re.compile(r"\bcontent\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>]+))", re.I)
 _HEAD_CHARS = 32768
+_BARE_ID = re.compile(r"#([A-Za-z_][\w-]*)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +97,9 @@ class Selector:
     css: str
     prefilter: str | None        # an id or class name from the selector; None: always parse
     compiled: CSSSelector = field(compare=False, repr=False)
+    #: For a bare ``#id`` selector: a tag with that id, found without parsing (the caller
+    #: still parses when the tag may not be markup: checker.page.plain_markup_at).
+    id_tag: re.Pattern | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,7 +440,11 @@ class _Builder:
         # the cheap substring test that lets most pages skip parsing altogether.
         names = _NAME_TOKEN.findall(css)
         prefilter = max(names, key=len) if names and "," not in css else None
-        return Selector(css, prefilter, compiled)
+        bare_id = _BARE_ID.fullmatch(css.strip())
+        # The attribute's name is case-insensitive, its value (the id) is not.
+        id_tag = re.compile(r"<[a-zA-Z][^<>]*?\s(?i:id)\s*=\s*([\"']?)" + re.escape(bare_id.group(1))
+                            + r"\1(?=[\s/>])") if bare_id else None
+        return Selector(css, prefilter, compiled, id_tag)
 
     def title_source(self, spec: str) -> TitleSource:
         kind, _, name = spec.partition(":")

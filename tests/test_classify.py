@@ -460,3 +460,30 @@ def test_host_rule_wins_over_a_generator_rule(rules):
         verdict = classify(target, probe, rules)
         assert verdict.rule == rule, verdict
         assert verdict.at_risk is rule.startswith("generic")   # a generator rule never flags at risk
+
+
+# A bare #id selector is decided by a regex when the tag it finds is plain markup, else
+# by lxml: the two must agree on pages that tempt a regex.
+_ID_PIECES = [
+    '<div id="js_content">', "<div id='js_content'>", "<div id=js_content>", '<DIV ID="js_content" class=x>',
+    '<div id="JS_CONTENT">', '<div id="js_content2">', '<div data-id="js_content">', '<div xid="js_content">',
+    "<script>var s = '<div id=\"js_content\">';</script>", "<script>", "<!-- <div id=\"js_content\"> -->", "<!--",
+    '<meta content="<div id=\'js_content\'>">', '<p title="a>b" id="js_content">', "<p>it's", "text js_content",
+    "</div>", '<![CDATA[<div id="js_content">]]>', "<textarea>", "</textarea>", '<span id="js_content"/>',
+    '<div class="x" id = "js_content">', '<div id="js_content x">',
+]
+
+
+def test_bare_id_selector_agrees_with_the_parser() -> None:
+    import random
+    from checker.classify import _Page
+    from checker.rules import _Builder
+    selector = _Builder("", "test", 0, {"name": "t"}).selector("#js_content", "live")
+    assert selector.id_tag is not None
+    rng = random.Random(5)
+    for _ in range(3000):
+        body = "<html><body>" + "".join(rng.choice(_ID_PIECES) for _ in range(rng.randint(0, 6))) + "</body></html>"
+        probe = Probe(url="https://mp.weixin.qq.com/s/x", body=body)
+        tree = _Page(probe).tree()
+        parsed = tree is not None and bool(selector.compiled(tree))
+        assert _Page(probe).has(selector) is parsed, body

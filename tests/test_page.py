@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import random
 
 import pytest
 
@@ -125,3 +126,52 @@ def test_labels_map_to_the_standard_decoders(label: str, codec: str) -> None:
 def test_labels_browsers_refuse_are_no_labels(label: str) -> None:
     from checker.charsets import whatwg_encoding
     assert whatwg_encoding(label) is None
+
+
+# The title is read with a regex where that finds what the parser finds, else by lxml.
+# Pieces of heads that tempt a regex: titles inside scripts, comments, CDATA, attributes,
+# noscript, svg, textarea, unclosed raw-text elements, empty titles before og:title.
+_HEAD_PIECES = [
+    "<title>A &amp; B</title>", "<title>  标题 \n x</title>", "<title></title>", "<TITLE lang=zh>大写</TITLE>",
+    "<script>var t='<title>fake</title>';</script>", "<!-- <title>c</title> -->", "<style>p{}</style>",
+    '<meta property="og:title" content="OG &amp; t">', "<title>a<b>b</b></title>",
+    "<noscript><title>ns</title></noscript>", "<svg><title>icon</title></svg>", "<script>", "<!--",
+    "<title>x &lt;3 &amp;lt; &nbsp; y</title>", "<title-x>no</title-x>", "<meta charset=utf-8>",
+    "<title>&#x4e2d;&#25991;</title>", "<title>\u00a0</title>", "<head>", "</head>", "<body>", "text",
+    '<meta content="<title>attr</title>">', "<SCRIPT>x</SCRIPT>", "</script>", "<![CDATA[<title>cd</title>]]>",
+    "<xmp><title>x</title></xmp>", "<textarea>", "<title>t1</title><title>t2</title>", "<title >sp</title >",
+    "<title/>", "<template><title>tt</title></template>", "<div>", "<p>it's",
+]
+
+
+def _title_by_lxml_only(html: str) -> str | None:
+    """extract_title as it was before the regex: lxml on the head, then on the body."""
+    from checker.page import _HEAD_END, _title_with_lxml
+    if not html:
+        return None
+    end = _HEAD_END.search(html)
+    head = html[: end.start()] if end else html[:65536]
+    title = _title_with_lxml(head) if head.strip() else None
+    if title is None and end is not None:
+        title = _title_with_lxml(html[:65536])
+    return title
+
+
+def test_title_regex_agrees_with_the_parser_on_tempting_heads() -> None:
+    rng = random.Random(7)
+    cases = ["".join(rng.choice(_HEAD_PIECES) for _ in range(rng.randint(0, 6))) for _ in range(4000)]
+    wrong = [(html, extract_title(html), _title_by_lxml_only(html)) for html in cases
+             if extract_title(html) != _title_by_lxml_only(html)]
+    assert not wrong, wrong[:5]
+
+
+@pytest.mark.parametrize("html, start, plain", [
+    ("<head><title>x</title>", 6, True),
+    ("<script>var a = '<title>x</title>'", 17, False),     # inside a script
+    ("<!-- <title>x</title>", 5, False),                    # inside a comment
+    ('<meta content="<title>x</title>">', 15, False),       # inside an attribute
+    ("<script>a</script><title>x</title>", 18, True),       # after a closed script
+])
+def test_plain_markup_at(html: str, start: int, plain: bool) -> None:
+    from checker.page import plain_markup_at
+    assert plain_markup_at(html, start) is plain
