@@ -229,6 +229,7 @@ async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int 
     learned = await store.load_paces({t.host for t in fetched if t.host})
     prober = Prober(settings, host_policy=rules.host_policy, learned=learned, limiter=limiter, session=session)
     sibling = SiblingProbe(prober.fetch, rules, enabled=settings.health.sibling_probe, rng=rng)
+    prober.follow_up = sibling.may_follow
     verdicts: dict[str, Verdict] = {}
     if progress is not None and hasattr(progress, "watch"):
         progress.watch(prober.views)
@@ -245,7 +246,7 @@ async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int 
         state, due_at = advance(prev)
         # The store applies ``advance`` to the health it holds when it writes: another
         # audit (or worker) may have checked this link since ``prev`` was read.
-        probe_id = (probe_ids or {}).get(target.url) or str(uuid.uuid4())
+        probe_id = (probe_ids or {}).get(target.url) or new_probe_id()
         store.record(run_id, result, state, due_at, probe_id=probe_id, advance=advance)
         outcome.checked += 1
         outcome.by_status[verdict.status] += 1
@@ -270,6 +271,14 @@ async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int 
         await store.flush()
         await store.save_paces(prober.learned(wall_clock=time.time()))
     return outcome
+
+
+def new_probe_id() -> str:
+    """A random (version 4) UUID for one check, its idempotency key in the store.
+
+    From the random module, which the OS seeds and which is seeded again in a forked
+    child: uuid.uuid4() reads os.urandom, a system call for every check."""
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
 def _advance(prev: HealthState, *, status: Status, checked_at: datetime, settings: Settings,
