@@ -19,14 +19,14 @@ import errno
 import ipaddress
 import socket
 import ssl
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, Iterable, NamedTuple
 
 import aiohttp
 from aiohttp import client_exceptions as cx
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
-from .models import Cause, HostPolicy
+from .models import Cause
 from .netaddr import non_public_reason
 from .settings import ConnectTo, Settings
 
@@ -34,9 +34,6 @@ __all__ = [
     "PrivateAddressError", "PolicyResolver", "create_session", "ssl_context",
     "classify_exception", "is_private_address", "RawFetch", "fetch_bytes", "read_limited",
 ]
-
-HostPolicyFn = Callable[[str], HostPolicy | None]
-
 
 class PrivateAddressError(OSError):
     """A host resolved only to private, loopback or link-local addresses (SSRF guard)."""
@@ -144,11 +141,11 @@ def ssl_context(settings: Settings) -> ssl.SSLContext:
     return context
 
 
-def create_session(settings: Settings, *, host_policy: HostPolicyFn | None = None) -> aiohttp.ClientSession:
+def create_session(settings: Settings) -> aiohttp.ClientSession:
     """The run's ClientSession: connect-to/SSRF resolver, CA file, UA, header limits, timeouts.
 
-    Must be called inside a running event loop; the caller closes it. Requests
-    get ``HostPolicy.headers`` of their host when ``host_policy`` is given.
+    Must be called inside a running event loop; the caller closes it. A site rule's
+    extra headers for a host are the prober's to send (checker.probe).
     """
     check = settings.check
     policy = PolicyResolver(settings.connect_to, allow_private=check.allow_private)
@@ -161,22 +158,12 @@ def create_session(settings: Settings, *, host_policy: HostPolicyFn | None = Non
         keepalive_timeout=max(2.0, check.per_host_interval + 1.0))
     timeout = aiohttp.ClientTimeout(total=check.timeout, connect=check.connect_timeout,
                                     sock_connect=check.connect_timeout)
-    middlewares = (_policy_headers(host_policy),) if host_policy else ()
     return aiohttp.ClientSession(
         connector=connector, timeout=timeout,
         headers={"User-Agent": check.user_agent,
                  "Accept": "text/html,application/xhtml+xml,*/*;q=0.8"},
         max_line_size=check.max_header_bytes, max_field_size=check.max_header_bytes,
-        middlewares=middlewares, trust_env=False)
-
-
-def _policy_headers(host_policy: HostPolicyFn) -> Any:
-    async def middleware(request: Any, handler: Any) -> Any:
-        policy = host_policy(request.url.host or "")
-        for name, value in (policy.headers if policy else ()):
-            request.headers[name] = value
-        return await handler(request)
-    return middleware
+        trust_env=False)
 
 
 def classify_exception(exc: BaseException) -> tuple[Cause, str]:

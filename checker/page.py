@@ -93,6 +93,8 @@ def _meta_encoding(raw: bytes) -> str | None:
 
 
 def _decode(raw: bytes, codec: str, truncated: bool, *, errors: str) -> str:
+    if not truncated:
+        return raw.decode(codec, errors)
     decoder = codecs.getincrementaldecoder(codec)(errors=errors)
     # final=False keeps an incomplete trailing character out instead of raising.
     return decoder.decode(raw, final=not truncated)

@@ -15,7 +15,7 @@ from aiohttp import client_exceptions as cx
 
 from checker.http import (PolicyResolver, PrivateAddressError, classify_exception, create_session,
                           fetch_bytes, is_private_address)
-from checker.models import Cause, HostPolicy
+from checker.models import Cause
 from checker.settings import parse_connect_to
 
 
@@ -126,14 +126,12 @@ def test_classify_exception(exc: BaseException, cause: Cause) -> None:
     assert sentence and isinstance(sentence, str)
 
 
-async def test_session_sends_user_agent_and_policy_headers(web, web_settings) -> None:
+async def test_session_sends_user_agent(web, web_settings) -> None:
     settings = web_settings()
-    policy = lambda host: HostPolicy(headers=(("Referer", "https://mp.weixin.qq.com/"),))  # noqa: E731
-    async with create_session(settings, host_policy=policy) as session:
+    async with create_session(settings) as session:
         async with session.get("https://mp.weixin.qq.com/echo") as response:
             data = await response.json()
     assert data["headers"]["User-Agent"] == settings.check.user_agent
-    assert data["headers"]["Referer"] == "https://mp.weixin.qq.com/"
     assert data["host"] == "mp.weixin.qq.com"     # the real name reached the server
 
 

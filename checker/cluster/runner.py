@@ -335,7 +335,7 @@ async def _work_once(ctx: _Context, name: str, concurrency: int) -> None:
     ctx.clock = await DbClock.start(ctx.store)
     # One session for every job: its TLS context (~0.1 s of CPU to build) and its connections
     # are shared, and no job's start blocks the event loop while another's request is due.
-    ctx.session = create_session(s, host_policy=ctx.rules.host_policy if ctx.rules else None)
+    ctx.session = create_session(s)
     reporter = asyncio.create_task(_report_loop(ctx, name))
     app = build_app(s, ctx)
     try:
