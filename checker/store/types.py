@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from ..models import Health, HealthState, Status
 
-__all__ = ["LinkState", "SyncStats", "link_state_from_row"]
+__all__ = ["LinkState", "SyncStats", "link_state_from_row", "health_state_from_row", "HEALTH_COLUMNS"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,16 +67,25 @@ def _health(value: str | None) -> Health:
         return Health.UNKNOWN
 
 
+#: The ``links`` columns a HealthState is built from, in health_state_from_row's order.
+HEALTH_COLUMNS = ("health", "fail_streak", "first_failing_at", "dead_since", "revived_at")
+
+
+def health_state_from_row(health: str | None, fail_streak: int | None, first_failing_at: datetime | None,
+                          dead_since: datetime | None, revived_at: datetime | None) -> HealthState:
+    """Build a HealthState from the values of HEALTH_COLUMNS of one ``links`` row."""
+    return HealthState(health=_health(health), fail_streak=fail_streak or 0,
+                       first_failing_at=first_failing_at, dead_since=dead_since, revived_at=revived_at)
+
+
 def link_state_from_row(row: Mapping[str, Any]) -> LinkState:
     """Build a LinkState from a ``links`` row mapping (datetimes already UTC-aware)."""
     return LinkState(
         id=row["id"], url=row["url"], display_url=row["display_url"], host=row["host"],
         active=bool(row["active"]), at_risk=bool(row["at_risk"]), status=_status(row["status"]),
         checked_at=row["checked_at"], next_check_at=row["next_check_at"],
-        health_state=HealthState(
-            health=_health(row["health"]), fail_streak=row["fail_streak"] or 0,
-            first_failing_at=row["first_failing_at"], dead_since=row["dead_since"],
-            revived_at=row["revived_at"]),
+        health_state=health_state_from_row(row["health"], row["fail_streak"], row["first_failing_at"],
+                                           row["dead_since"], row["revived_at"]),
         http_status=row["http_status"], error=row["error"], title=row["title"],
         final_url=row["final_url"], latency_ms=row["latency_ms"],
     )

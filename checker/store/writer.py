@@ -25,7 +25,7 @@ from ..models import CheckResult, HealthState
 from .engine import IMMEDIATE
 from .schema import checks, links, url_digest
 from .sqlutil import chunks, insert_for, link_ids_by_url, reason
-from .types import link_state_from_row
+from .types import HEALTH_COLUMNS, health_state_from_row
 
 __all__ = ["CheckWriter", "PendingCheck"]
 
@@ -252,14 +252,19 @@ async def _stored_health(conn: AsyncConnection, link_ids: list[int]) -> dict[int
     PostgreSQL: ``FOR NO KEY UPDATE`` in id order (no deadlock between two writers;
     it does not block the foreign-key checks of inserted check rows).
     """
+    query = _STORED_HEALTH_LOCKED if conn.dialect.name == "postgresql" else _STORED_HEALTH
     out: dict[int, HealthState] = {}
     for part in chunks(sorted(set(link_ids))):
-        query = select(links).where(links.c.id.in_(part)).order_by(links.c.id)
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(key_share=True)
-        for row in (await conn.execute(query)).mappings():
-            out[row["id"]] = link_state_from_row(row).health_state
+        for id_, *health in await conn.execute(query, {"ids": part}):
+            out[id_] = health_state_from_row(*health)
     return out
+
+
+# Only the columns of the health fold, not whole rows (nor a LinkState per link). Built
+# once, not per batch; the expanding IN takes any list (one compiled form in the cache).
+_STORED_HEALTH = (select(links.c.id, *(links.c[name] for name in HEALTH_COLUMNS))
+                  .where(links.c.id.in_(bindparam("ids", expanding=True))).order_by(links.c.id))
+_STORED_HEALTH_LOCKED = _STORED_HEALTH.with_for_update(key_share=True)
 
 
 def _check_row(item: PendingCheck, link_id: int) -> dict[str, Any]:
