@@ -303,6 +303,28 @@ async def test_check_of_unknown_url_creates_an_inactive_link(store):
     assert state.status == Status.OK and not state.active
 
 
+async def test_prepared_links_update_sends_what_sqlalchemy_would(store):
+    # The writer's links UPDATE bypasses SQLAlchemy's per-row bind work: the stored
+    # values must be those of ``conn.execute`` with the same rows, to the byte.
+    from checker.store.writer import _LINK_FIELDS, _LINK_UPDATE
+    urls = ["https://a.cn/", "https://b.cn/"]
+    await store.sync_notes([note("n.md")], {"n.md": [pair("n.md", i, u) for i, u in enumerate(urls, 1)]}, now=T0)
+    ids = [s.id for s in (await store.link_states(urls)).values()]
+    china = timezone(timedelta(hours=8))
+    values = ["broken", 404, "https://a.cn/\u00e9", "标题\ufffd", None, 12,
+              datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=china), "dead", 3,
+              datetime(2026, 1, 1), None, T0, datetime(2026, 2, 1, tzinfo=china)]
+    async with store.engine.begin() as conn:
+        await _LINK_UPDATE.execute(conn, [(ids[0], *values)])
+        await conn.execute(_LINK_UPDATE._statement, [{"b_id": ids[1], **{f"b_{name}": value
+                                                      for name, value in zip(_LINK_FIELDS, values)}}])
+    columns = ", ".join(_LINK_FIELDS)
+    async with store.engine.connect() as conn:      # raw SQL: the values as stored, unconverted
+        rows = (await conn.execute(text(f"SELECT {columns} FROM links WHERE id IN ({ids[0]}, {ids[1]})"))).all()
+    assert len(rows) == 2 and rows[0] == rows[1]
+    assert rows[0][_LINK_FIELDS.index("checked_at")] is not None
+
+
 async def test_writer_fault_surfaces_as_store_error(store):
     store.record(987654, result("https://x.cn/"), HealthState(), None)   # no such run: FK fails
     with pytest.raises(StoreError, match="cannot write checks"):

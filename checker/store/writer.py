@@ -24,7 +24,7 @@ from ..errors import StoreError
 from ..models import CheckResult, HealthState
 from .engine import IMMEDIATE
 from .schema import checks, links, url_digest
-from .sqlutil import chunks, insert_for, link_ids_by_url, reason
+from .sqlutil import PreparedMany, chunks, insert_for, link_ids_by_url, reason
 from .types import HEALTH_COLUMNS, health_state_from_row
 
 __all__ = ["CheckWriter", "PendingCheck"]
@@ -208,10 +208,10 @@ async def write_batch(conn: AsyncConnection, batch: list[PendingCheck]) -> int:
     # and RETURNING says which rows went in: only their links are updated. (Asking
     # first with SELECT .. IN is slower: a freshly filled table is not analyzed yet
     # and PostgreSQL scans it whole.)
-    stmt = insert_for(dialect, checks).on_conflict_do_nothing(index_elements=["probe_id"])
     current = await _stored_health(conn, [row["link_id"] for row, item in zip(rows, fresh.values())
                                           if item.advance is not None])
-    inserted = set((await conn.execute(stmt.returning(checks.c.probe_id), rows)).scalars())
+    insert = _INSERT_CHECKS["postgresql" if dialect == "postgresql" else "sqlite"]
+    inserted = set((await conn.execute(insert, rows)).scalars())
     updates = []
     for row, item in zip(rows, fresh.values()):
         if item.probe_id not in inserted:
@@ -223,8 +223,13 @@ async def write_batch(conn: AsyncConnection, batch: list[PendingCheck]) -> int:
             current[row["link_id"]] = state
         updates.append(_link_update(row, state, due))
     if updates:
-        await conn.execute(_LINK_UPDATE, updates)
+        await _LINK_UPDATE.execute(conn, updates)
     return len(inserted)
+
+
+# Built once per dialect, not per batch.
+_INSERT_CHECKS = {dialect: insert_for(dialect, checks).on_conflict_do_nothing(index_elements=["probe_id"])
+                  .returning(checks.c.probe_id) for dialect in ("sqlite", "postgresql")}
 
 
 async def _link_ids(conn: AsyncConnection, dialect: str, batch: list[PendingCheck]) -> dict[str, int]:
@@ -298,19 +303,17 @@ _LINK_FIELDS = ("status", "http_status", "final_url", "title", "error", "latency
 
 # Bind names differ from column names: SQLAlchemy reserves the column names of
 # an UPDATE's SET clause for its own parameters.
-_LINK_UPDATE = (update(links).where(links.c.id == bindparam("b_id"))
-                .values({name: bindparam(f"b_{name}") for name in _LINK_FIELDS}))
+_LINK_UPDATE = PreparedMany(
+    update(links).where(links.c.id == bindparam("b_id"))
+    .values({name: bindparam(f"b_{name}") for name in _LINK_FIELDS}),
+    ["b_id", *(f"b_{name}" for name in _LINK_FIELDS)])
 
 
-def _link_update(row: dict[str, Any], state: HealthState, next_check_at: datetime | None) -> dict[str, Any]:
-    return {
-        "b_id": row["link_id"], "b_status": row["status"], "b_http_status": row["http_status"],
-        "b_final_url": row["final_url"], "b_title": row["title"], "b_error": row["error"],
-        "b_latency_ms": row["latency_ms"], "b_checked_at": row["checked_at"],
-        "b_health": str(state.health), "b_fail_streak": state.fail_streak,
-        "b_first_failing_at": state.first_failing_at, "b_dead_since": state.dead_since,
-        "b_revived_at": state.revived_at, "b_next_check_at": next_check_at,
-    }
+def _link_update(row: dict[str, Any], state: HealthState, next_check_at: datetime | None) -> tuple:
+    """The values of one link's update, in the order of _LINK_UPDATE's names."""
+    return (row["link_id"], row["status"], row["http_status"], row["final_url"], row["title"], row["error"],
+            row["latency_ms"], row["checked_at"], str(state.health), state.fail_streak,
+            state.first_failing_at, state.dead_since, state.revived_at, next_check_at)
 
 
 def new_probe_id() -> str:
