@@ -316,7 +316,7 @@ async def test_prepared_links_update_sends_what_sqlalchemy_would(store):
               datetime(2026, 1, 1), None, T0, datetime(2026, 2, 1, tzinfo=china)]
     async with store.engine.begin() as conn:
         await _LINK_UPDATE.execute(conn, [(ids[0], *values)])
-        await conn.execute(_LINK_UPDATE._statement, [{"b_id": ids[1], **{f"b_{name}": value
+        await conn.execute(_LINK_UPDATE.statement, [{"b_id": ids[1], **{f"b_{name}": value
                                                       for name, value in zip(_LINK_FIELDS, values)}}])
     columns = ", ".join(_LINK_FIELDS)
     async with store.engine.connect() as conn:      # raw SQL: the values as stored, unconverted

@@ -78,24 +78,29 @@ class PreparedMany:
     """
 
     def __init__(self, statement: Any, names: Sequence[str]) -> None:
-        self._statement = statement
+        self.statement = statement       # what it sends (conn.execute(statement, dicts) sends the same)
         self._names = list(names)       # the bind names, in the order of each row's values
         self._plans: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
-    def _plan(self, dialect: Any) -> tuple[str, list[tuple[int, Callable[[Any], Any] | None]]]:
+    def _plan(self, dialect: Any) -> tuple[str, list[tuple[int, Callable[[Any], Any] | None, bool]]]:
         plan = self._plans.get(dialect)
         if plan is None:
-            compiled = self._statement.compile(dialect=dialect)
+            compiled = self.statement.compile(dialect=dialect)
             if compiled.positiontup is None or sorted(compiled.positiontup) != sorted(self._names):
                 raise ValueError(f"cannot prepare {compiled.string!r} with the binds {self._names}")
-            steps = [(self._names.index(name), compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-                     for name in compiled.positiontup]
+            steps = []
+            for name in compiled.positiontup:
+                process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+                # A processor that sends None as None is not called for None (most of a
+                # link's dates are empty): asked once here, so nothing is assumed.
+                steps.append((self._names.index(name), process, process is not None and process(None) is None))
             plan = self._plans[dialect] = (compiled.string, steps)
         return plan
 
     async def execute(self, conn: Any, rows: Sequence[Sequence[Any]]) -> None:
         """Send ``rows`` (values in the order of ``names``) with one executemany."""
         sql, steps = self._plan(conn.dialect)
-        params = [tuple([row[i] if process is None else process(row[i]) for i, process in steps])
+        params = [tuple([value if process is None or (value is None and keeps_none) else process(value)
+                         for i, process, keeps_none in steps for value in [row[i]]])
                   for row in rows]
         await conn.exec_driver_sql(sql, params)

@@ -259,9 +259,14 @@ async def _stored_health(conn: AsyncConnection, link_ids: list[int]) -> dict[int
     """
     query = _STORED_HEALTH_LOCKED if conn.dialect.name == "postgresql" else _STORED_HEALTH
     out: dict[int, HealthState] = {}
+    known: dict[tuple, HealthState] = {}    # most links share a few states (frozen: shared freely)
     for part in chunks(sorted(set(link_ids))):
         for id_, *health in await conn.execute(query, {"ids": part}):
-            out[id_] = health_state_from_row(*health)
+            key = tuple(health)
+            state = known.get(key)
+            if state is None:
+                state = known[key] = health_state_from_row(*key)
+            out[id_] = state
     return out
 
 
