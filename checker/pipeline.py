@@ -229,7 +229,6 @@ async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int 
     learned = await store.load_paces({t.host for t in fetched if t.host})
     prober = Prober(settings, host_policy=rules.host_policy, learned=learned, limiter=limiter, session=session)
     sibling = SiblingProbe(prober.fetch, rules, enabled=settings.health.sibling_probe, rng=rng)
-    prober.follow_up = sibling.may_follow
     verdicts: dict[str, Verdict] = {}
     if progress is not None and hasattr(progress, "watch"):
         progress.watch(prober.views)

@@ -50,19 +50,6 @@ class SiblingProbe:
             return rule.compare_random_path
         return self._enabled
 
-    def may_follow(self, url: str) -> bool:
-        """Whether a random-sibling fetch may still go to this URL's host in this run."""
-        try:
-            host = (urlsplit(url).netloc or "").lower()
-        except ValueError:
-            return False
-        if host in self._decoys:
-            return False
-        rule = self._rules.match(url)
-        if rule is not None and rule.compare_random_path is not None:
-            return rule.compare_random_path
-        return self._enabled
-
     async def check(self, target: Target, probe: Probe, verdict: Verdict) -> Verdict:
         """The verdict, turned into a soft 404 when the page equals its host's random sibling."""
         if not self.wanted(target, probe, verdict):

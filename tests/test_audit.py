@@ -397,22 +397,6 @@ async def test_extract_never_sends_control_characters_to_the_terminal(project):
     assert "\x1b" not in out and "\x07" not in out
     assert "\thttp://note.test/x\n" in out and "mhttp" not in out
     assert "name\ufffd[2J.md:1:1\tbare\thttp://note.test/y" in out
-async def test_the_sibling_probe_reuses_the_pages_connection(web, ca_file, project):
-    """A host's last link keeps its connection while the random-sibling fetch may follow
-    (no second TLS handshake); that fetch, the host's last request, asks to close it."""
-    urls = ["https://lone.example.com/title"]
-    write_notes(project / "notes", urls)
-    code, out, err = await run("audit", "notes", "--format", "json", "--fail-on", "never",
-                               *web_args(web, ca_file), cwd=project)
-    assert code == 0, err
-    assert [link["status"] for link in json.loads(out)["links"]] == ["ok"]
-    seen = [(r[2], r[3].get("Connection", ""), peer) for r, peer in zip(web.requests, web.peers)
-            if r[1].startswith("lone.example.com")]
-    assert len(seen) == 2 and seen[0][0] == "/title" and seen[1][0] != "/title", seen
-    assert seen[0][1].lower() != "close" and seen[1][1].lower() == "close", seen
-    assert seen[0][2] == seen[1][2], seen        # one connection for both
-
-
 async def test_random_sibling_probe_end_to_end(web, ca_file, project):
     """A host that answers every path with the same page: its links are soft 404s, found
     with one extra request for that host; a normal host costs one extra request too, and

@@ -98,7 +98,6 @@ class SimWeb:
         self.server_ssl = server_ssl
         self.hits: Counter[str] = Counter()          # path -> requests seen
         self.requests: list[tuple[str, str, str, Mapping[str, str]]] = []  # method, host, path, headers
-        self.peers: list[int] = []                   # the client's port of each request (its connection)
         self.pages: dict[str, Page] = {}
         self.handlers: dict[str, Handler] = {}
         self.catch_all: dict[str, Page] = {}         # host -> the page it answers for every path
@@ -167,8 +166,6 @@ class SimWeb:
         path = request.path
         self.hits[path] += 1
         self.requests.append((request.method, request.host, path, dict(request.headers)))
-        peer = request.transport.get_extra_info("peername") if request.transport else None
-        self.peers.append(peer[1] if peer else 0)
         if path in self.handlers:
             return await self.handlers[path](request)
         if path in self.pages:
