@@ -124,8 +124,8 @@ def extract_title(html: str) -> str | None:
 def _title_by_regex(head: str) -> str | None | bool:
     """The first ``<title>``'s text where a regex finds what the parser would; False when
     the parser must decide (no title, an empty one, markup inside it, or a place the
-    parser may read otherwise: see :func:`plain_markup_at`). Parsing every head cost a
-    paced audit some 130 us a page with cold caches; this takes about a third of that."""
+    parser may read otherwise: see :func:`plain_markup_at`). On a small head, after 10 ms
+    idle as in a paced audit (bench/bench_cold.py): lxml 189 us, the regex 58 us."""
     found = _TITLE_TAG.search(head)
     if found is None or "<" in found.group(1) or not plain_markup_at(head, found.start()):
         return False
