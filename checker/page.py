@@ -97,7 +97,7 @@ def _decode(raw: bytes, codec: str, truncated: bool, *, errors: str) -> str:
         return raw.decode(codec, errors)
     decoder = codecs.getincrementaldecoder(codec)(errors=errors)
     # final=False keeps an incomplete trailing character out instead of raising.
-    return decoder.decode(raw, final=not truncated)
+    return decoder.decode(raw, final=False)
 
 
 def _detect(raw: bytes) -> str:

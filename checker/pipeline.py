@@ -13,7 +13,6 @@ import functools
 import logging
 import random
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -245,7 +244,7 @@ async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int 
         state, due_at = advance(prev)
         # The store applies ``advance`` to the health it holds when it writes: another
         # audit (or worker) may have checked this link since ``prev`` was read.
-        probe_id = (probe_ids or {}).get(target.url) or new_probe_id()
+        probe_id = (probe_ids or {}).get(target.url)    # None: the store makes one
         store.record(run_id, result, state, due_at, probe_id=probe_id, advance=advance)
         outcome.checked += 1
         outcome.by_status[verdict.status] += 1
@@ -270,14 +269,6 @@ async def check_stage(store, settings: Settings, rules: RuleSet, *, run_id: int 
         await store.flush()
         await store.save_paces(prober.learned(wall_clock=time.time()))
     return outcome
-
-
-def new_probe_id() -> str:
-    """A random (version 4) UUID for one check, its idempotency key in the store.
-
-    From the random module, which the OS seeds and which is seeded again in a forked
-    child: uuid.uuid4() reads os.urandom, a system call for every check."""
-    return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
 def _advance(prev: HealthState, *, status: Status, checked_at: datetime, settings: Settings,

@@ -11,6 +11,7 @@ row is only updated for checks actually inserted.
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -322,5 +323,8 @@ def _link_update(row: dict[str, Any], state: HealthState, next_check_at: datetim
 
 
 def new_probe_id() -> str:
-    """A fresh idempotency key for one probe."""
-    return str(uuid.uuid4())
+    """A fresh idempotency key for one probe: a random (version 4) UUID.
+
+    From the random module, which the OS seeds and which is seeded again in a forked
+    child: uuid.uuid4() reads os.urandom, a system call for every check."""
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
