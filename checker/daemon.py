@@ -48,6 +48,7 @@ from .pipeline import CheckOutcome, check_stage, report_stage, rescan_stage, sca
 from .rules import load_rules
 from .settings import Settings
 from .store import Store, daemonquery
+from .store.writer import LIVE_WRITE_INTERVAL
 from .watch import WATCH_FALLBACK, Changes, watch_notes
 from .web import Metrics, check_exposure, create_app, is_loopback, parse_listen, start_web
 
@@ -128,7 +129,9 @@ class Daemon:
         # is a failed scan, logged, and the daemon keeps its other work going.
         check_roots(self.paths or self.settings.notes.paths)
         self.rules = load_rules(self.settings.health)
-        self.store = await Store.open(self.settings.db_url)
+        # Its web report and API read the database while a batch runs: checks are committed
+        # within LIVE_WRITE_INTERVAL (half a second), not the audit's WRITE_INTERVAL.
+        self.store = await Store.open(self.settings.db_url, batch_interval=LIVE_WRITE_INTERVAL)
         loop = asyncio.get_running_loop()
         self._install_signals(loop)
         runner = None

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import fields, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from checker.settings import Settings
 from checker.store import Store, SyncStats, mask_url, normalize_url, open_store, upgrade
 from checker.store.migrate import head_revision
 from checker.store.schema import checks, links, notes, occurrences
+from checker.store.writer import PendingCheck
 from pgschema import fresh_schema_url
 
 REPO = Path(__file__).resolve().parents[1]
@@ -357,13 +359,25 @@ async def test_5000_checks_are_written_in_batches(store):
     assert state.checked_at == T0 + timedelta(seconds=4000)      # the last of its five checks
 
 
-async def test_records_trickling_in_are_committed_within_the_interval(store):
-    store.record(None, result("https://x.cn/"), HealthState(), None)
-    for _ in range(40):                # the writer commits after at most ~0.5 s on its own
-        await asyncio.sleep(0.05)
-        if await count(store, checks):
-            break
-    assert await count(store, checks) == 1
+async def test_records_trickling_in_are_committed_within_the_interval(db_url):
+    async with await Store.open(db_url, batch_interval=0.3) as s:
+        s.record(None, result("https://x.cn/"), HealthState(), None)
+        for _ in range(60):            # the writer commits after ~0.3 s on its own, no flush
+            await asyncio.sleep(0.05)
+            if await count(s, checks):
+                break
+        assert await count(s, checks) == 1
+
+
+def test_a_pending_check_holds_its_row_not_the_page():
+    res = result("https://x.cn/")
+    res = replace(res, probe=replace(res.probe, body="正文" * 50_000))
+    pending = PendingCheck.of(7, res, HealthState(), None, "p-1")
+    held = [getattr(pending, f.name) for f in fields(pending)]
+    assert not any(value is res or value is res.probe for value in held)
+    assert pending.row["probe_id"] == "p-1" and pending.row["run_id"] == 7
+    assert pending.row["title"] == res.verdict.title and "body" not in pending.row
+    assert pending.target is res.target
 
 
 # -- leases ------------------------------------------------------------------------------

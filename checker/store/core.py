@@ -28,7 +28,7 @@ from .schema import checks, links, runs, to_utc, url_digest
 from .sqlutil import chunks, reason
 from .sync import sync_notes as _sync_notes
 from .types import LinkState, SyncStats, link_state_from_row
-from .writer import CheckWriter, PendingCheck, new_probe_id
+from .writer import WRITE_INTERVAL, CheckWriter, PendingCheck, new_probe_id
 
 __all__ = ["Store"]
 
@@ -37,7 +37,7 @@ class Store:
     """Async access to linkhealth's database; open with :meth:`Store.open`."""
 
     def __init__(self, engine: AsyncEngine, url: str, *, batch_size: int = 200,
-                 batch_interval: float = 0.5) -> None:
+                 batch_interval: float = WRITE_INTERVAL) -> None:
         self.engine = engine
         self.dialect: str = engine.dialect.name
         self.url = mask_url(url)          # password masked: safe for messages and logs
@@ -47,7 +47,7 @@ class Store:
 
     @classmethod
     async def open(cls, url: str, *, upgrade: bool = True, batch_size: int = 200,
-                   batch_interval: float = 0.5) -> "Store":
+                   batch_interval: float = WRITE_INTERVAL) -> "Store":
         """Open the database at ``url``; migrate it to head first unless ``upgrade=False``."""
         engine = create_engine(url)
         try:
@@ -228,9 +228,8 @@ class Store:
         With ``advance``, the link's new health is ``advance(health as stored when the
         check is written)``, so that concurrent checks of one link all count.
         """
-        self._writer.put(PendingCheck(run_id=run_id, result=result, state=state,
-                                      next_check_at=next_check_at,
-                                      probe_id=probe_id or new_probe_id(), advance=advance))
+        self._writer.put(PendingCheck.of(run_id, result, state, next_check_at,
+                                         probe_id or new_probe_id(), advance))
 
     async def flush(self) -> None:
         """Wait until every check recorded so far is committed."""
