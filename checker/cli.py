@@ -249,11 +249,11 @@ def daemon(paths: tuple[str, ...], config: str | None, db: str | None, **flags: 
     Example:
       linkhealth daemon notes/ --listen 127.0.0.1:8787
     """
-    from .commands import new_event_loop
     from .daemon import run_daemon
+    from .runtime import runner
     settings = _settings(config, db, **flags)
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        sys.exit(runner.run(run_daemon(settings, paths=list(paths) or None)))
+    with runner() as run:
+        sys.exit(run.run(run_daemon(settings, paths=list(paths) or None)))
 
 
 @main.group(invoke_without_command=True)

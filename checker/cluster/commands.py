@@ -6,7 +6,6 @@ command stops with one line saying what to install.
 
 from __future__ import annotations
 
-import asyncio
 
 from ..errors import ConfigError
 from ..settings import Settings
@@ -44,6 +43,6 @@ def run_worker_command(settings: Settings, *, concurrency: int | None = None) ->
         await store.close()
         return await run_worker(settings, concurrency=concurrency)
 
-    from ..commands import new_event_loop
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        return runner.run(main())
+    from ..runtime import runner
+    with runner() as run:
+        return run.run(main())
