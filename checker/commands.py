@@ -18,10 +18,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .errors import Interrupted
-from .runtime import runner
 from .fsutil import check_writable, writing
 from .models import CheckResult
 from .pipeline import AuditOutcome, run_audit
+from .runtime import runner
 from .settings import Settings
 
 __all__ = ["run_audit_command", "run_report_command", "run_archive_command", "run_archive_show",

@@ -1,10 +1,11 @@
 """How a command's process runs: its event loop and its garbage collector.
 
 :func:`runner` is the asyncio Runner of every long command (audit, daemon, worker). Its
-event loop is uvloop's where that is installed, else asyncio's. Measured on 2,000 paced WeChat-like pages over TLS (loopback): 6.1 s of CPU against 6.8 s
-with asyncio's loop; on a 6,000-URL slice of the corpus simulation, 15.4 s against 16.3 s.
-Its TLS read buffers are allocated, not zero-filled, so an idle connection no longer holds
-256 KiB of resident memory.
+event loop is uvloop's where that is installed, else asyncio's. Measured on 2,000 paced
+WeChat-like pages over TLS (loopback): 6.1 s of CPU against 6.8 s with asyncio's loop; on
+a 6,000-URL slice of the corpus simulation, 15.4 s against 16.3 s. Its TLS read buffers
+are allocated, not zero-filled, so an idle connection no longer holds 256 KiB of resident
+memory.
 """
 
 from __future__ import annotations

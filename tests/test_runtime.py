@@ -1,14 +1,16 @@
-"""The commands' event loop: uvloop, whose connects to an IP address stay off its thread pool."""
+"""The commands' runner: uvloop, whose connects to an IP address stay off its thread pool, and
+the collector's settings for a run."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 from pathlib import Path
 
 import pytest
 
-from checker.runtime import new_event_loop
+from checker.runtime import GC_THRESHOLD, new_event_loop, runner
 
 uvloop = pytest.importorskip("uvloop")
 
@@ -84,8 +86,6 @@ def test_connects_to_an_address_do_not_go_through_the_thread_pool():
 
 
 def test_the_runner_sets_the_collector_for_the_run_and_puts_it_back():
-    import gc
-    from checker.runtime import GC_THRESHOLD, runner
     before, frozen = gc.get_threshold(), gc.get_freeze_count()
     with runner() as run:
         seen = run.run(asyncio.sleep(0, (gc.get_threshold(), gc.get_freeze_count())))

@@ -6,7 +6,6 @@ command stops with one line saying what to install.
 
 from __future__ import annotations
 
-
 from ..errors import ConfigError
 from ..settings import Settings
 

@@ -28,15 +28,15 @@ from .schema import checks, links, url_digest
 from .sqlutil import PreparedMany, chunks, insert_for, link_ids_by_url, reason
 from .types import HEALTH_COLUMNS, health_state_from_row
 
-__all__ = ["CheckWriter", "PendingCheck", "WRITE_INTERVAL", "LIVE_WRITE_INTERVAL", "check_row"]
+__all__ = ["CheckWriter", "PendingCheck", "WRITE_INTERVAL", "LIVE_WRITE_INTERVAL"]
 
 #: Seconds a batch waits for more checks after its first one (unless it fills first). Each
-#: batch costs a dozen and a half round trips to the database driver's thread, each of which
-#: wakes the event loop: at 0.5 s, a paced audit of the notes corpus (28 checks a second)
-#: committed twice a second, 14 checks at a time, and those wake-ups cost a quarter of its
-#: CPU (bench/corpus_pace.py, 6,000-URL slice: 12.6 s of CPU at 0.5 s, 9.3 s at 5 s). A
-#: process killed outright loses at most this long of checks; they are checked again
-#: when the next audit resumes.
+#: batch costs about 20 round trips to the database driver's thread, each of which wakes
+#: the event loop: at 0.5 s, a paced audit of the notes corpus (28 checks a second)
+#: committed twice a second, 14 checks at a time. On a 6,000-URL slice of the simulation of
+#: bench/corpus_pace.py, two runs side by side: 11.1 s of CPU and 18,400 wake-ups of the
+#: main thread at 0.5 s, 10.2 s and 12,000 at 5 s. A process killed outright loses at most
+#: this long of checks; they are checked again when the next audit resumes.
 WRITE_INTERVAL = 5.0
 #: The interval of a process that serves what it checks while it checks (the daemon's web
 #: report and API): a check shows there within half a second.
@@ -67,7 +67,7 @@ class PendingCheck:
            probe_id: str, advance: Callable[[HealthState], tuple[HealthState, datetime | None]] | None = None
            ) -> "PendingCheck":
         """The pending check of ``result``, its row made now."""
-        return cls(result.target, check_row(run_id, result, probe_id), state, next_check_at, advance)
+        return cls(result.target, _check_row(run_id, result, probe_id), state, next_check_at, advance)
 
 
 class CheckWriter:
@@ -228,28 +228,27 @@ async def write_batch(conn: AsyncConnection, batch: list[PendingCheck]) -> int:
     fresh: dict[str, PendingCheck] = {}
     for item in batch:
         fresh.setdefault(item.probe_id, item)
-    rows = []
-    for item in fresh.values():
+    items = list(fresh.values())
+    for item in items:
         item.row["link_id"] = link_ids[item.target.url]    # the same on a batch sent again
-        rows.append(item.row)
     # Probes already stored (a batch sent again) are skipped by the unique index,
     # and RETURNING says which rows went in: only their links are updated. (Asking
     # first with SELECT .. IN is slower: a freshly filled table is not analyzed yet
     # and PostgreSQL scans it whole.)
-    current = await _stored_health(conn, [row["link_id"] for row, item in zip(rows, fresh.values())
-                                          if item.advance is not None])
+    current = await _stored_health(conn, [item.row["link_id"] for item in items if item.advance is not None])
     insert = _INSERT_CHECKS["postgresql" if dialect == "postgresql" else "sqlite"]
-    inserted = set((await conn.execute(insert, rows)).scalars())
+    inserted = set((await conn.execute(insert, [item.row for item in items])).scalars())
     updates = []
-    for row, item in zip(rows, fresh.values()):
+    for item in items:
         if item.probe_id not in inserted:
             continue
         state, due = item.state, item.next_check_at
         if item.advance is not None:
             # Folded in order over the batch: two checks of one link in a batch both count.
-            state, due = item.advance(current[row["link_id"]])
-            current[row["link_id"]] = state
-        updates.append(_link_update(row, state, due))
+            link_id = item.row["link_id"]
+            state, due = item.advance(current[link_id])
+            current[link_id] = state
+        updates.append(_link_update(item.row, state, due))
     if updates:
         await _LINK_UPDATE.execute(conn, updates)
     return len(inserted)
@@ -305,7 +304,7 @@ _STORED_HEALTH = (select(links.c.id, *(links.c[name] for name in HEALTH_COLUMNS)
 _STORED_HEALTH_LOCKED = _STORED_HEALTH.with_for_update(key_share=True)
 
 
-def check_row(run_id: int | None, result: CheckResult, probe_id: str) -> dict[str, Any]:
+def _check_row(run_id: int | None, result: CheckResult, probe_id: str) -> dict[str, Any]:
     """The checks row of ``result``, but for its ``link_id``."""
     probe, verdict = result.probe, result.verdict
     return {
